@@ -1,0 +1,117 @@
+"""End-to-end speed and memory of `sim run` on the scripted backend, against a bare LangGraph turn loop.
+
+Prints figures and one JSON line per figure. Usage: python bench/bench_run.py [--scenes N] [--memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+REPO = Path(__file__).resolve().parent.parent
+PACKS = sorted(p.parent for p in (REPO / "scenarios").glob("*/pack.yaml"))
+
+
+class LoopState(TypedDict):
+    turn: int
+
+
+@dataclass
+class Sink:
+    limit: int
+    lines: list[str] = field(default_factory=list)
+
+
+def bare_loop_turns_per_second(turns_per_scene: int, scenes: int) -> float:
+    """A director node and a speaker node appending a fixed line, no checkpointer."""
+
+    def director(state: LoopState) -> LoopState:
+        return state
+
+    def route(state: LoopState, runtime: Runtime[Sink]) -> str:
+        return "speaker" if state["turn"] < runtime.context.limit else END
+
+    def speaker(state: LoopState, runtime: Runtime[Sink]) -> LoopState:
+        runtime.context.lines.append("I: That makes sense, Grandpa.")
+        return {"turn": state["turn"] + 1}
+
+    graph = StateGraph(LoopState, context_schema=Sink)
+    graph.add_node("director", director)
+    graph.add_node("speaker", speaker)
+    graph.add_edge(START, "director")
+    graph.add_conditional_edges("director", route, ["speaker", END])
+    graph.add_edge("speaker", "director")
+    app = graph.compile()
+    started = time.perf_counter()
+    for _ in range(scenes):
+        app.invoke({"turn": 0}, context=Sink(turns_per_scene), config={"recursion_limit": 10_000})
+    return scenes * turns_per_scene / (time.perf_counter() - started)
+
+
+def sim_run(scenes: int, db: Path, workers: int = 1) -> tuple[float, int, int]:
+    """Turns per second of the real run loop (graph, backend, DuckDB writes), excluding start-up."""
+    from sim.runner import RunOptions, run
+    from sim.world import WorldPaths, load_world
+
+    world = load_world(WorldPaths(REPO / "personas", REPO / "scenarios"), PACKS)
+    per_life = sum(len(p.scenes) for p in world.packs)
+    variations = max(1, round(scenes / per_life))
+    options = RunOptions(db=db, learner="sam", variations=variations, workers=workers)
+    started = time.perf_counter()
+    summary = run(world, options)
+    seconds = time.perf_counter() - started
+    turns = sum(summary.turns.values())
+    return turns / seconds, turns, summary.done
+
+
+def peak_rss_mb(scenes: int) -> float:
+    """Peak memory of a whole run of `scenes` scenes, in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        code = (
+            f"import resource, sys; sys.path.insert(0, {str(REPO)!r}); from bench.bench_run import sim_run; "
+            f"from pathlib import Path; sim_run({scenes}, Path({str(Path(tmp) / 'm.duckdb')!r}), workers=1); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def emit(name: str, value: float, unit: str, **extra: object) -> None:
+    print(f"{name}: {value:,.2f} {unit}")
+    print(json.dumps({"bench": "run", "metric": name, "value": round(value, 3), "unit": unit, **extra}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scenes", type=int, default=2000)
+    parser.add_argument("--memory", action="store_true", help="also compare peak memory of 1,000 vs 10,000 scenes")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rate, turns, done = sim_run(args.scenes, Path(tmp) / "one.duckdb", workers=1)
+        rate_auto, _, _ = sim_run(args.scenes, Path(tmp) / "auto.duckdb", workers=0)
+    bare = bare_loop_turns_per_second(max(1, turns // max(done, 1)), 500)
+    emit("sim_run_turns_per_s", rate_auto, "turns/s", scenes=done, turns=turns, workers="auto", target=2000)
+    emit("sim_run_turns_per_s_one_process", rate, "turns/s", workers=1)
+    emit("bare_langgraph_turns_per_s", bare, "turns/s", turns_per_scene=turns // max(done, 1))
+    emit("ratio_to_bare_loop_one_process", rate / bare, "x", target=0.6)
+    if args.memory:
+        small, large = peak_rss_mb(1000), peak_rss_mb(10000)
+        emit("peak_rss_1000_scenes", small, "MB")
+        emit("peak_rss_10000_scenes", large, "MB")
+        emit("peak_rss_ratio_10k_to_1k", large / small, "x", target=1.2)
+    print(f"(resource self maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The `sim` command line: noun groups with verb subcommands, one module per group.
+
+Invariant: a `SimError` (bad input) prints its lines to stderr and exits with its code, never a
+traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from sim import __version__
+from sim.errors import ConfigError, SimError
+
+
+class SimGroup(click.Group):
+    """A click group that turns user errors into one clear message and an exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand, reporting `SimError` without a traceback."""
+        try:
+            return super().invoke(ctx)
+        except SimError as exc:
+            report(exc)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: finished work is kept; run the same command again to continue", err=True)
+            ctx.exit(130)
+
+
+def report(exc: SimError) -> None:
+    """Print a user error to stderr."""
+    lines = exc.lines()
+    if isinstance(exc, ConfigError):
+        for line in lines:
+            click.echo(line, err=True)
+        files = len({p.path for p in exc.problems})
+        click.echo(f"{_count(len(lines), 'problem')} in {_count(files, 'file')}; nothing was changed", err=True)
+    else:
+        for line in lines:
+            click.echo(f"error: {line}", err=True)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+@click.group(cls=SimGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="sim")
+def cli() -> None:
+    """raising-sim: raise a learner "I" through scripted social scenes and keep the corpus in DuckDB."""
+
+
+def _register() -> None:
+    from sim.cli import corpus, export, learner, personas, query, run, scenarios, schema
+
+    cli.add_command(run.run_command)
+    cli.add_command(query.query)
+    cli.add_command(corpus.show)
+    cli.add_command(corpus.stats)
+    cli.add_command(learner.learner)
+    cli.add_command(personas.personas)
+    cli.add_command(scenarios.scenarios)
+    cli.add_command(schema.schema)
+    cli.add_command(export.export)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register()
+    sys.exit(cli.main(prog_name="sim"))

@@ -1,0 +1,80 @@
+"""`sim show` and `sim stats`: read the corpus as a person would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from sim.cli.options import console, db_option, json_option, print_json, world_options
+from sim.corpus import find_scene, learner_words, stage_value_counts, top_people, transcript
+from sim.stages import load_stages
+from sim.store.db import connect
+from sim.world import WorldPaths
+
+SPEAKER_STYLES = {"learner": "bold green", "family": "bold magenta", "teacher": "bold blue", "peer": "bold cyan",
+                  "community": "bold yellow"}
+
+
+@click.command()
+@click.argument("scene")
+@click.option("--variation", type=int, default=0, show_default=True, help="Which variation (life line).")
+@click.option("--seed", type=int, default=None, help="Which seed (default: the lowest stored).")
+@db_option
+@json_option
+def show(scene: str, variation: int, seed: int | None, db: Path, as_json: bool) -> None:
+    """Print one lived scene (PACK/SCENE, SCENE or a scene_key) as a transcript."""
+    with connect(db, read_only=True, wait=10.0) as con:
+        got = transcript(con, find_scene(con, scene, variation, seed))
+    if as_json:
+        print_json({**got.meta, "turns": [{"speaker": a, "role": b, "text": c} for a, b, c in got.lines]})
+        return
+    meta, out = got.meta, console()
+    where = f"  {meta['pack']}/{meta['scene']} · variation {meta['variation']} · seed {meta['seed']}"
+    out.print(Text.assemble((str(meta["title"]), "bold"), where))
+    cast = ", ".join(f"{slot}={pid}" for slot, pid in meta["cast"].items())
+    out.print(f"{meta['stage']}, age {meta['age']} · I am the {meta['learner_role']} · values "
+              f"{', '.join(meta['values'])} · cast {cast or '-'} · {meta['backend']}/{meta['model']}")
+    out.print()
+    out.print(Text(meta["opening"], style="italic"))
+    out.print()
+    for label, role, text in got.lines:
+        out.print(Text.assemble((f"{label}: ", SPEAKER_STYLES.get(role, "bold")), text))
+    if meta["reflection"]:
+        out.print()
+        out.print(Text(meta["reflection"], style="italic"))
+
+
+def _short(stage: str) -> str:
+    """A narrow column header: early_childhood -> early childhood (wraps in the table)."""
+    return stage.replace("_", " ")
+
+
+@click.command()
+@db_option
+@world_options
+def stats(db: Path, paths: WorldPaths) -> None:
+    """Counts by stage x value, the people who appear most, and learner words per turn against stage targets."""
+    stage_list = load_stages(paths.stages)
+    with connect(db, read_only=True, wait=10.0) as con:
+        pairs, people, words = stage_value_counts(con), top_people(con), learner_words(con)
+    out = console()
+    counts = {(st, v): n for st, _, v, n in pairs}
+    stages = [st.id for st in stage_list.stages if any(st.id == s for s, _ in counts)]
+    grid = Table("value", *(_short(st) for st in stages), title="scenes by value x stage")
+    for value in sorted({v for _, v in counts}):
+        grid.add_row(value, *(str(counts.get((st, value), "")) for st in stages))
+    out.print(grid)
+    who = Table("person", "role", "id", "scenes", "lines", title="people who appear most")
+    for row in people:
+        who.add_row(*(str(x) for x in row))
+    out.print(who)
+    lang = Table("stage", "words/turn", "longest", "target (max)", "learner turns",
+                 title="the learner's words per turn")
+    for stage, _, mean, longest, turns in words:
+        target = stage_list.by_id[stage].language.max_words_per_turn if stage in stage_list.by_id else None
+        over = " over!" if target is not None and longest > target else ""
+        lang.add_row(stage, f"{mean:.1f}", f"{longest}{over}", str(target or "?"), str(turns))
+    out.print(lang)

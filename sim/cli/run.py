@@ -1,0 +1,159 @@
+"""`sim run`: live scenario packs and store every trajectory in DuckDB."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from sim.backends import NAMES
+from sim.cli.options import console, db_option, world_options
+from sim.errors import UsageError
+from sim.persona_graph import learners
+from sim.runner import RunOptions, RunSummary, pending, run
+from sim.store.db import DEFAULT_DB
+from sim.world import World, WorldPaths, load_world
+
+
+@click.command("run")
+@click.argument("packs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@db_option
+@click.option("--learner", default=None, help="Learner id (default: the only learner in personas/).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed: same seed, same corpus.")
+@click.option(
+    "--variations",
+    type=click.IntRange(1, 100_000),
+    default=1,
+    show_default=True,
+    help="Variations of each scene; each variation is a life line of its own.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(NAMES),
+    default="scripted",
+    show_default=True,
+    help="Who writes the lines: scripted is offline and deterministic.",
+)
+@click.option("--model", default=None, help="Model name, for backends that take one.")
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default="0 = one per core for big runs",
+    help="Processes living life lines in parallel; the corpus is the same for any number.",
+)
+@click.option("--stage", "stages", multiple=True, help="Only scenes of this stage (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show what would run, change nothing.")
+@world_options
+def run_command(
+    packs: tuple[Path, ...],
+    db: Path,
+    learner: str | None,
+    seed: int,
+    variations: int,
+    backend: str,
+    model: str | None,
+    workers: int,
+    stages: tuple[str, ...],
+    dry_run: bool,
+    paths: WorldPaths,
+) -> None:
+    """Live the scenes of PACK... in developmental order and store them in DuckDB.
+
+    Running the same command again adds nothing; a run stopped at any point (even killed) completes
+    on the next invocation, with nothing lost and nothing duplicated.
+    """
+    world = load_world(paths, list(packs))
+    options = RunOptions(
+        db=db,
+        learner=_learner(world, learner),
+        seed=seed,
+        variations=variations,
+        backend=backend,
+        model=model,
+        stages=_stages(world, stages),
+        workers=workers,
+        command=_command_line(),
+    )
+    if dry_run:
+        _dry_run(world, options)
+        return
+    with _progress() as bar:
+        task = bar.add_task("living scenes", total=None)
+
+        def advance(stage: str, ref: str) -> None:
+            bar.update(task, advance=1, description=f"{stage} {ref}")
+
+        summary = run(world, options, progress=advance)
+    _print_summary(world, summary)
+
+
+def _learner(world: World, chosen: str | None) -> str:
+    found = learners(world.graph)
+    if chosen is not None:
+        if chosen not in found:
+            raise UsageError(
+                f"no learner {chosen!r} (learners: {', '.join(found) or 'none'}; a learner is a "
+                "persona with role: learner)"
+            )
+        return chosen
+    if len(found) != 1:
+        raise UsageError(f"found {len(found)} learners ({', '.join(found) or 'none'}); choose one with --learner")
+    return found[0]
+
+
+def _stages(world: World, stages: tuple[str, ...]) -> tuple[str, ...]:
+    for stage in stages:
+        if stage not in world.stages.by_id:
+            raise UsageError(f"unknown stage {stage!r} for --stage (expected one of: {', '.join(world.stages.by_id)})")
+    return stages
+
+
+def _command_line() -> str:
+    return " ".join(["sim", *(shlex.quote(a) for a in sys.argv[1:])])[:2000]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+
+
+def _dry_run(world: World, options: RunOptions) -> None:
+    todo, stored = pending(world, options)
+    out = console()
+    out.print(f"dry run: {len(todo)} scenes to live, {stored} already stored in {options.db}; nothing written")
+    for stage in world.stages.stages:
+        jobs = [j for j in todo if j.scene.stage == stage.id]
+        if jobs:
+            turns = sum(min(len(j.scene.beats) * 2, j.scene.turn_limit) for j in jobs)
+            out.print(f"  {stage.id:<18} {len(jobs):>6} scenes  up to ~{turns} turns")
+
+
+def _print_summary(world: World, summary: RunSummary) -> None:
+    out = console()
+    rate = sum(summary.turns.values()) / summary.seconds if summary.seconds else 0.0
+    out.print(
+        f"run {summary.run_id}: {summary.done} scenes lived, {summary.skipped} already stored "
+        f"({summary.seconds:.1f}s, {rate:,.0f} turns/s)"
+    )
+    for stage in world.stages.stages:
+        if summary.scenes.get(stage.id):
+            out.print(f"  {stage.id:<18} {summary.scenes[stage.id]:>6} scenes {summary.turns[stage.id]:>8} turns")
+    if summary.repairs:
+        out.print(f"  learner lines shortened to the stage's word limit: {summary.repairs}")
+    out.print(f"database: {summary.db}")
+    db = "" if summary.db == DEFAULT_DB else f" --db {summary.db}"
+    out.print(f"next: sim show first-steps/kind-to-others{db}    (one scene, as training text reads it)")
+    out.print(f"      sim query \"SELECT stage, count(*) AS scenes, sum(word_count) AS words FROM training_text "
+              f"GROUP BY stage, stage_rank ORDER BY stage_rank\"{db}")
+    out.print(f"      sim learner show{db}    (the learner's life so far)")

@@ -1,0 +1,146 @@
+"""`sim scenarios`: list, show and validate scenario packs."""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from sim.cli.options import console, json_option, print_json, world_options
+from sim.errors import UsageError
+from sim.scenarios import Pack, Scene
+from sim.world import World, WorldPaths, load_world
+
+packs_argument = click.argument("packs", nargs=-1, type=click.Path(path_type=Path))
+
+
+def load_packs(paths: WorldPaths, packs: tuple[Path, ...]) -> World:
+    """Load the named packs, or every pack under the scenarios directory when none is named."""
+    return load_world(paths, list(packs) if packs else None, all_packs=not packs)
+
+
+@click.group()
+def scenarios() -> None:
+    """Scenario packs (scenarios/<pack>/pack.yaml) and their scenes."""
+
+
+@scenarios.command("list")
+@packs_argument
+@world_options
+@json_option
+def list_(packs: tuple[Path, ...], paths: WorldPaths, as_json: bool) -> None:
+    """List the scenes of every pack (or of the packs named), in curriculum order within each pack."""
+    world = load_packs(paths, packs)
+    rows = [_scene_summary(world, pack, i, scene) for pack in world.packs for i, scene in enumerate(pack.scenes)]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("pack", "#", "scene", "stage", "values", "cast", "beats", "title")
+    for r in rows:
+        table.add_row(
+            r["pack"],
+            str(r["position"]),
+            r["scene"],
+            r["stage"],
+            ", ".join(r["values"]),
+            ", ".join(r["cast"]),
+            str(r["beats"]),
+            r["title"],
+        )
+    console().print(table)
+    by_stage = Counter(r["stage"] for r in rows)
+    click.echo(
+        f"{len(rows)} scenes in {len(world.packs)} packs; by stage: "
+        + ", ".join(f"{s.id} {by_stage[s.id]}" for s in world.stages.stages)
+    )
+
+
+@scenarios.command()
+@click.argument("target")
+@world_options
+@json_option
+def show(target: str, paths: WorldPaths, as_json: bool) -> None:
+    """Show a pack (PACK) or one scene (PACK/SCENE) in full."""
+    pack_id, _, scene_id = target.partition("/")
+    world = load_world(paths, [paths.scenarios / pack_id]) if (paths.scenarios / pack_id).is_dir() else None
+    if world is None:
+        raise UsageError(f"no pack {pack_id!r} in {paths.scenarios} (see `sim scenarios list`)")
+    pack = world.pack(pack_id)
+    if not scene_id:
+        _show_pack(pack, as_json)
+        return
+    scene = next((s for s in pack.scenes if s.id == scene_id), None)
+    if scene is None:
+        close = difflib.get_close_matches(scene_id, [s.id for s in pack.scenes], 1)
+        hint = f"did you mean {pack_id}/{close[0]}? " if close else ""
+        raise UsageError(f"no scene {scene_id!r} in pack {pack_id!r} ({hint}see `sim scenarios list {pack_id}`)")
+    _show_scene(scene, as_json)
+
+
+@scenarios.command()
+@packs_argument
+@world_options
+def validate(packs: tuple[Path, ...], paths: WorldPaths) -> None:
+    """Check packs against the stages, values and personas; exit 2 listing every problem."""
+    world = load_packs(paths, packs)
+    n_scenes = sum(len(p.scenes) for p in world.packs)
+    click.echo(f"ok: {len(world.packs)} packs, {n_scenes} scenes, {len(world.personas)} personas, no problems")
+
+
+def _scene_summary(world: World, pack: Pack, index: int, scene: Scene) -> dict[str, Any]:
+    return {
+        "pack": pack.id,
+        "position": index + 1,
+        "scene": scene.id,
+        "title": scene.title,
+        "stage": scene.stage,
+        "stage_rank": world.stages.rank(scene.stage),
+        "values": scene.values,
+        "cast": [c.slot for c in scene.cast],
+        "beats": len(scene.beats),
+        "follows": scene.follows,
+    }
+
+
+def _show_pack(pack: Pack, as_json: bool) -> None:
+    if as_json:
+        print_json(pack.model_dump(mode="json", by_alias=True))
+        return
+    out = console()
+    out.print(f"[bold]{pack.title}[/bold] ({pack.id} {pack.version})")
+    out.print(pack.description)
+    for i, scene in enumerate(pack.scenes, 1):
+        out.print(f"  {i:2d}. {scene.id} [{scene.stage}] {scene.title} — {', '.join(scene.values)}")
+
+
+def _show_scene(scene: Scene, as_json: bool) -> None:
+    if as_json:
+        print_json(scene.model_dump(mode="json", by_alias=True))
+        return
+    out = console()
+    out.print(
+        f"[bold]{scene.title}[/bold] ({scene.id}) — stage {scene.stage}; values {', '.join(scene.values)}; "
+        f"the learner as {scene.learner_role}"
+    )
+    out.print(f"setting: {scene.setting.place}, {scene.setting.time}: {scene.setting.situation}")
+    out.print(f"objective: {scene.objective}")
+    for slot in scene.cast:
+        out.print(
+            f"cast {slot.slot}: {slot.role}"
+            + (f", {slot.relation} the learner" if slot.relation else "")
+            + (f", kinship {'/'.join(slot.kinship)}" if slot.kinship else "")
+        )
+    out.print(f"opening: {scene.opening}", markup=False)
+    for i, beat in enumerate(scene.beats, 1):
+        times = f" x{beat.exchanges}" if beat.exchanges > 1 else ""
+        out.print(f"{i:2d}. {beat.speaker}{times} — {beat.intent}", markup=False)
+        for line in beat.lines:
+            out.print(f"      | {line}", markup=False)
+    if scene.reflection:
+        out.print(f"reflection: {scene.reflection}", markup=False)
+    if scene.follows:
+        out.print(f"follows: {', '.join(scene.follows)}")

@@ -1,0 +1,51 @@
+"""`sim schema`: JSON Schema of the YAML formats, for editors (yaml-language-server, VS Code)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import BaseModel
+
+from sim.personas import Persona
+from sim.scenarios import Pack
+from sim.stages import StageList
+from sim.values import ValueList
+
+MODELS: dict[str, type[BaseModel]] = {"persona": Persona, "pack": Pack, "stages": StageList, "values": ValueList}
+# Keys the loader fills in itself: a file may leave them out.
+IMPLIED = {"persona": ("id", "generated"), "pack": ("id",)}
+
+
+def file_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of one file format, as a person writes it."""
+    schema = MODELS[name].model_json_schema(by_alias=True, mode="validation")
+    for key in IMPLIED.get(name, ()):
+        schema["required"] = [r for r in schema.get("required", []) if r != key]
+        if key == "generated":
+            schema["properties"].pop(key, None)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"raising-sim {name} file"
+    return schema
+
+
+@click.command()
+@click.argument("kind", required=False, type=click.Choice(sorted(MODELS)))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write <kind>.schema.json files into this directory instead of printing.",
+)
+def schema(kind: str | None, out: Path | None) -> None:
+    """Print the JSON Schema of a YAML format (persona, pack, stages, values), or write them all with --out."""
+    kinds = [kind] if kind else sorted(MODELS)
+    if out is None:
+        data = file_schema(kinds[0]) if kind else {k: file_schema(k) for k in kinds}
+        click.echo(json.dumps(data, indent=2))
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for k in kinds:
+        (out / f"{k}.schema.json").write_text(json.dumps(file_schema(k), indent=2) + "\n", encoding="utf-8")
+    click.echo(f"wrote {len(kinds)} schema file(s) to {out}")

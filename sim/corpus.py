@@ -1,0 +1,77 @@
+"""Reading the corpus for people: one scene's transcript, and the corpus at a glance.
+
+Invariant: read-only; everything here is a query over the tables and the `training_text` view.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from sim.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """One lived scene as a person reads it."""
+
+    meta: dict[str, Any]
+    lines: list[tuple[str, str, str]]  # (speaker label, role, text)
+
+
+def find_scene(con: duckdb.DuckDBPyConnection, target: str, variation: int, seed: int | None) -> str:
+    """The scene_key of `pack/scene` (or a scene_key itself) at a variation and seed."""
+    if con.execute("SELECT 1 FROM scenes WHERE scene_key = ?", [target]).fetchone():
+        return target
+    pack, _, scene = target.rpartition("/")
+    rows = con.execute(
+        "SELECT scene_key, seed FROM scenes WHERE scene = ? AND (? = '' OR pack = ?) AND variation = ? "
+        "AND (? IS NULL OR seed = ?) ORDER BY seed, pack",
+        [scene, pack, pack, variation, seed, seed],
+    ).fetchall()
+    if not rows:
+        known = con.execute("SELECT DISTINCT pack || '/' || scene FROM scenes ORDER BY 1 LIMIT 5").fetchall()
+        hint = ", ".join(r[0] for r in known) or "none yet: run `sim run scenarios/<pack>`"
+        raise UsageError(f"no scene {target!r} with variation {variation}"
+                         f"{'' if seed is None else f' and seed {seed}'} in the database (stored scenes: {hint})")
+    return str(rows[0][0])
+
+
+def transcript(con: duckdb.DuckDBPyConnection, key: str) -> Transcript:
+    """Everything shown by `sim show` for one scene."""
+    cursor = con.execute(
+        "SELECT pack, scene, title, stage, age, variation, seed, \"values\", \"cast\", opening, reflection, "
+        "learner_role, backend, model FROM scenes WHERE scene_key = ?", [key])
+    row = cursor.fetchone()
+    meta = dict(zip([d[0] for d in cursor.description or []], row or (), strict=True))
+    meta["cast"] = json.loads(meta["cast"]) if meta.get("cast") else {}
+    lines = con.execute("SELECT speaker_label, role, text FROM turns WHERE scene_key = ? ORDER BY turn_index",
+                        [key]).fetchall()
+    return Transcript(meta, [(str(a), str(b), str(c)) for a, b, c in lines])
+
+
+def stage_value_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, str, int]]:
+    """(stage, stage_rank, value, scenes) for every stage x value pair."""
+    return con.execute(
+        "SELECT stage, stage_rank, v.value, count(*) FROM scenes, unnest(\"values\") AS v(value) "
+        "GROUP BY ALL ORDER BY stage_rank, v.value").fetchall()
+
+
+def top_people(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[tuple[str, str, str, int, int]]:
+    """(known as, role, person id, scenes, lines) for the people who appear most."""
+    return con.execute(
+        "SELECT p.known_as, p.role, p.person_id, count(DISTINCT t.scene_key) AS scenes, count(*) AS lines "
+        "FROM turns t JOIN people p ON p.person_id = t.speaker_id WHERE p.role <> 'learner' "
+        "GROUP BY ALL ORDER BY scenes DESC, lines DESC, p.person_id LIMIT ?", [limit]).fetchall()
+
+
+def learner_words(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, float, int, int]]:
+    """(stage, stage_rank, mean words per learner turn, longest learner turn, learner turns) by stage."""
+    return con.execute(
+        "SELECT s.stage, s.stage_rank, avg(len(string_split(trim(t.text), ' '))), "
+        "max(len(string_split(trim(t.text), ' '))), count(*) "
+        "FROM turns t JOIN scenes s USING (scene_key) WHERE t.role = 'learner' "
+        "GROUP BY ALL ORDER BY s.stage_rank").fetchall()

@@ -1,0 +1,1 @@
+"""Shipped default data: stages and values."""

@@ -1,0 +1,278 @@
+"""The scene graph (LangGraph): set up, then speaker after speaker, then reflection and the learner's update.
+
+Invariants:
+- `build_scene_graph()` returns an uncompiled `StateGraph`; callers compile it once and reuse it.
+- One parameterised `speak` node serves every participant, so a bigger cast adds no nodes; choosing
+  the next speaker is the graph's routing function (the director).
+- The graph state is a few integers. Turns are streamed into the run context's sink as they are
+  spoken, never copied through the state, so a turn costs the same at turn 5 and at turn 500.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Literal, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from sim.backends.base import Backend, Line, Request
+from sim.cast import Casting, cast_slot
+from sim.curriculum import SceneJob
+from sim.learner import LearnerState, Memory, SceneEffect, bond_after, recall
+from sim.personas import Persona
+from sim.scenarios import LEARNER, Scene
+from sim.world import World
+
+
+class SceneState(TypedDict):
+    """The graph state: where the scene is, nothing more."""
+
+    turn: int
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One scheduled turn: which beat, which exchange of it, who speaks and to whom."""
+
+    beat: int
+    exchange: int
+    speaker: str  # a cast slot or "learner"
+    to: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A spoken line, as stored."""
+
+    turn_index: int
+    speaker_id: str
+    speaker_label: str
+    role: str
+    addressee_id: str
+    text: str
+    beat: int
+    exchange: int
+    intent: str
+    repairs: int
+    latency_ms: float
+
+
+@dataclass
+class SceneRun:
+    """The run context of one scene: inputs, the turn sink and the results. Not part of the graph state."""
+
+    job: SceneJob
+    world: World
+    life: LearnerState
+    backend: Backend
+    learner: Persona
+    castings: list[Casting] = field(default_factory=list)
+    schedule: list[Slot] = field(default_factory=list)
+    memories: list[Memory] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    opening: str = ""
+    reflection: str = ""
+    effect: SceneEffect | None = None
+
+    @property
+    def cast(self) -> dict[str, Persona]:
+        """Slot -> person."""
+        return {c.slot: c.person for c in self.castings}
+
+    def person(self, slot: str) -> Persona:
+        """The person playing `slot` (or the learner)."""
+        return self.learner if slot == LEARNER else self.cast[slot]
+
+    def request(self, **kwargs: object) -> Request:
+        """A backend request with this scene's common fields filled in."""
+        stage = self.world.stages.by_id[self.job.scene.stage]
+        return Request(
+            scene_key=self.job.key,
+            scene=self.job.scene,
+            stage=stage,
+            stage_rank=self.job.stage_rank,
+            learner=self.learner,
+            life=self.life,
+            cast=self.cast,
+            memories=self.memories,
+            variation=self.job.variation,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+def schedule(scene: Scene) -> list[Slot]:
+    """Expand beats into turns. A beat with `exchanges: N` followed by a learner beat repeats the pair N times."""
+    slots: list[Slot] = []
+    i = 0
+    beats = scene.beats
+    while i < len(beats):
+        beat = beats[i]
+        paired = beat.speaker != LEARNER and i + 1 < len(beats) and beats[i + 1].speaker == LEARNER
+        for k in range(beat.exchanges):
+            slots.append(Slot(i, k, beat.speaker, beat.to or _default_to(beat.speaker, slots, scene)))
+            if paired and beat.exchanges > 1:
+                reply = beats[i + 1]
+                slots.append(Slot(i + 1, k, LEARNER, reply.to or beat.speaker))
+        i += 2 if paired and beat.exchanges > 1 else 1
+    return slots[: scene.turn_limit]
+
+
+def _default_to(speaker: str, so_far: list[Slot], scene: Scene) -> str:
+    if speaker != LEARNER:
+        return LEARNER
+    previous = next((s.speaker for s in reversed(so_far) if s.speaker != LEARNER), None)
+    return previous or (scene.cast[0].slot if scene.cast else LEARNER)
+
+
+def setup(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
+    """Cast the scene from the persona graph, recall memories, schedule turns, narrate the opening."""
+    run = runtime.context
+    job, world = run.job, run.world
+    taken: set[str] = set()
+    for slot in job.scene.cast:
+        casting = cast_slot(
+            world.graph,
+            slot,
+            stage=job.scene.stage,
+            learner=job.learner,
+            seed=job.seed,
+            taken=frozenset(taken),
+            value_ids=tuple(world.values.by_id),
+            scene=job.ref,
+        )
+        taken.add(casting.person.id)
+        run.castings.append(casting)
+    run.memories = recall(run.life, taken, job.scene.values, {a: a for a in job.ancestors} | _direct(job))
+    run.schedule = schedule(job.scene)
+    run.opening = run.backend.speak(run.request(kind="opening"), seed=job.seed).text
+    return {"turn": 0}
+
+
+def _direct(job: SceneJob) -> dict[str, str]:
+    return {link if "/" in link else f"{job.pack}/{link}": link for link in job.scene.follows}
+
+
+def direct(state: SceneState, runtime: Runtime[SceneRun]) -> Literal["speak", "reflect"]:
+    """The director: the next scheduled speaker speaks, until the beats or the turn limit are done."""
+    return "speak" if state["turn"] < len(runtime.context.schedule) else "reflect"
+
+
+def speak(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
+    """Whoever the schedule names speaks one line through the backend; the line goes to the sink."""
+    run = runtime.context
+    index = state["turn"]
+    slot = run.schedule[index]
+    speaker, addressee = run.person(slot.speaker), run.person(slot.to)
+    beat = run.job.scene.beats[slot.beat]
+    started = time.perf_counter()
+    reply = run.backend.speak(
+        run.request(
+            kind="turn",
+            turn=index,
+            speaker=speaker,
+            addressee=addressee,
+            beat=beat,
+            beat_index=slot.beat,
+            exchange=slot.exchange,
+            transcript=[Line(t.speaker_label, t.text) for t in run.turns] if run.backend.name != "scripted" else (),
+        ),
+        seed=run.job.seed,
+    )
+    run.turns.append(
+        Turn(
+            index,
+            speaker.id,
+            speaker.known_as,
+            speaker.role,
+            addressee.id,
+            reply.text,
+            slot.beat,
+            slot.exchange,
+            beat.intent,
+            reply.repairs,
+            (time.perf_counter() - started) * 1000,
+        )
+    )
+    return {"turn": index + 1}
+
+
+def reflect(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
+    """The learner looks back on the scene, in the first person."""
+    run = runtime.context
+    run.reflection = run.backend.speak(run.request(kind="reflection", turn=state["turn"]), seed=run.job.seed).text
+    return state
+
+
+def update_learner(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
+    """Turn the scene into a memory, closer bonds and strengthened values."""
+    run = runtime.context
+    run.effect = scene_effect(run)
+    return state
+
+
+def scene_effect(run: SceneRun) -> SceneEffect:
+    """What this scene changes in the learner's life."""
+    job, scene = run.job, run.job.scene
+    people = tuple(c.person.id for c in run.castings)
+    spoke = {t.speaker_id for t in run.turns}
+    bonds = {
+        c.person.id: bond_after(run.life, c.person.id, _initial_closeness(c), 1.0 if c.person.id in spoke else 0.5)
+        for c in run.castings
+    }
+    values = run.world.values.by_id
+    memory = Memory(
+        scene_key=job.key,
+        pack=job.pack,
+        scene=scene.id,
+        variation=job.variation,
+        stage=scene.stage,
+        stage_rank=job.stage_rank,
+        order=job.order,
+        age=run.life.age or 0,
+        title=scene.title,
+        place=scene.setting.place,
+        people=people,
+        names=tuple(c.person.known_as for c in run.castings),
+        values=tuple(scene.values),
+        summary=_summary(run),
+        felt=values[scene.values[0]].feeling,
+        learned=scene.objective,
+    )
+    return SceneEffect(memory=memory, bonds=bonds, values=tuple(scene.values))
+
+
+def _initial_closeness(casting: Casting) -> float:
+    return max((r.closeness for r in casting.person.relationships), default=0.3)
+
+
+def _summary(run: SceneRun) -> str:
+    """What "I" remembers: the weightiest sentence someone else said, quoted."""
+    said = [t for t in run.turns if t.speaker_id != run.learner.id]
+    if not said:
+        return f"{run.job.scene.title.lower()} at {run.job.scene.setting.place}"
+    best = max(said, key=lambda t: (len(t.text), -t.turn_index))
+    return f"{best.speaker_label} told me, \u201c{key_sentence(best.text)}\u201d"
+
+
+def key_sentence(text: str) -> str:
+    """The longest sentence of a line (the one that carries its point)."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
+    return max(sentences, key=len) if sentences else text
+
+
+def build_scene_graph() -> StateGraph[SceneState, SceneRun, SceneState, SceneState]:
+    """The scene graph, uncompiled: setup -> (speak)* -> reflect -> update_learner."""
+    graph = StateGraph(SceneState, context_schema=SceneRun)
+    graph.add_node("setup", setup)
+    graph.add_node("speak", speak)
+    graph.add_node("reflect", reflect)
+    graph.add_node("update_learner", update_learner)
+    graph.add_edge(START, "setup")
+    graph.add_conditional_edges("setup", direct, ["speak", "reflect"])
+    graph.add_conditional_edges("speak", direct, ["speak", "reflect"])
+    graph.add_edge("reflect", "update_learner")
+    graph.add_edge("update_learner", END)
+    return graph

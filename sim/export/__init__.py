@@ -1,0 +1,153 @@
+"""`sim export`: the corpus as training shards (Parquet, JSONL or text) with a dataset card and a manifest.
+
+Invariants: the database is only read; every file is written inside the output directory, under a
+scratch name first and renamed when complete, so a killed export never leaves a half-written shard
+under a final name; the same database and the same options give byte-identical files; a directory
+holding another export or other files is refused unless `--overwrite` (see `sim.export.outdir`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from sim import __version__
+from sim.errors import UsageError, display_path
+from sim.export import card, outdir, query, shards
+from sim.export.card import Stats
+from sim.export.query import ORDERS, STYLES
+from sim.export.shards import FORMATS, SEPARATOR, Shard
+from sim.store.db import connect
+
+__all__ = ["FORMATS", "ORDERS", "STYLES", "ExportOptions", "ExportResult", "export_corpus"]
+
+DEFAULT_SHARD_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export, how, and where."""
+
+    db: Path
+    out: Path
+    fmt: str
+    order: str = "curriculum"
+    stages: tuple[str, ...] = ()
+    shard_size: int = DEFAULT_SHARD_SIZE
+    style: str = "scripted"
+    seed: int = 0
+    tokenizer: Path | None = None
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote."""
+
+    out: Path
+    shards: list[Shard]
+    stats: Stats
+    token_method: str
+
+
+def export_corpus(options: ExportOptions, progress: Callable[[Shard], None] | None = None) -> ExportResult:
+    """Write the training text of `options.db` as shards, a dataset card and a manifest into `options.out`.
+
+    Raises:
+        UsageError: a bad option, an empty corpus, or an output directory that holds something else.
+        StoreError: the database is missing, locked or unreadable.
+    """
+    if options.shard_size < 1:
+        raise UsageError(f"--shard-size {options.shard_size}: must be at least 1 (records per shard)")
+    tokenizer = query.load_tokenizer(options.tokenizer) if options.tokenizer else None
+    method = _token_method(options.tokenizer)
+    existed = options.out.exists()
+    try:
+        with connect(options.db, read_only=True) as con:
+            stages = query.corpus_stages(con, options.db, options.stages)
+            parameters = _parameters(options, stages)
+            previous = outdir.check(options.out, parameters, options.overwrite)
+            work = outdir.scratch(options.out)
+            planned, files, stats = _write(con, options, stages, work, tokenizer)
+        info = card.CardInfo(
+            display_path(options.out), options.fmt, options.order, options.seed, options.style, stages, method, planned
+        )
+        manifest = _manifest(options, parameters, stats, method, files)
+        outdir.publish(options.out, previous, [s.name for s in planned], manifest, card.render(stats, info))
+    finally:
+        outdir.clean(options.out)
+        if not existed and options.out.is_dir() and not any(options.out.iterdir()):
+            options.out.rmdir()
+    return ExportResult(options.out, planned, stats, method)
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection, options: ExportOptions, stages: tuple[str, ...], work: Path, tokenizer: Any
+) -> tuple[list[Shard], list[dict[str, Any]], Stats]:
+    spill = str(work / "duckdb").replace("'", "''")
+    con.execute(f"SET temp_directory = '{spill}'")  # DuckDB's spill files stay inside the output too
+    token_sql = query.register_tokenizer(con, tokenizer) if tokenizer is not None else query.estimate_sql()
+    records = query.build_rows(
+        con, style=options.style, order=options.order, seed=options.seed, stages=stages, token_sql=token_sql
+    )
+    if not records:
+        raise UsageError(f"nothing to export: {display_path(options.db)} holds no training text for these stages")
+    planned = shards.plan(records, options.shard_size, options.fmt)
+    files = []
+    for shard in planned:
+        path = outdir.target(work, shard.name)
+        shards.write(con, shard, options.fmt, path)
+        files.append({"name": shard.name, "records": shard.records, "first_row": shard.start,
+                      "sha256": shards.sha256(path)})  # fmt: skip
+    return planned, files, card.collect(con)
+
+
+def _parameters(options: ExportOptions, stages: tuple[str, ...]) -> dict[str, Any]:
+    """The options that make an export what it is: another export differs in at least one of them."""
+    return {
+        "format": options.fmt,
+        "order": options.order,
+        "shuffle_seed": None if options.order == "curriculum" else options.seed,
+        "stages": list(stages),
+        "shard_size": options.shard_size,
+        "style": options.style,
+        "tokenizer": f"sha256:{_sha256(options.tokenizer)}" if options.tokenizer else None,
+    }
+
+
+def _manifest(
+    options: ExportOptions, parameters: dict[str, Any], stats: Stats, method: str, files: list[dict[str, Any]]
+) -> str:
+    data = {
+        "kind": outdir.MANIFEST_KIND,
+        "version": 1,
+        "parameters": parameters,
+        "source": {"db": display_path(options.db), "raising_sim": __version__, "duckdb": duckdb.__version__},
+        "records": stats.records,
+        "words": stats.words,
+        "tokens": stats.tokens,
+        "token_count": method,
+        "fields": ["text"] if options.fmt == "txt" else list(query.FIELDS),
+        "separator": SEPARATOR if options.fmt == "txt" else None,
+        "files": files,
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _token_method(tokenizer: Path | None) -> str:
+    if tokenizer is None:
+        return query.TOKEN_ESTIMATE
+    return (
+        f"counted by the Hugging Face tokenizer `{tokenizer.name}` (SHA-256 {_sha256(tokenizer)}), "
+        "without special tokens"
+    )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

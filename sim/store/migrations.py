@@ -1,0 +1,226 @@
+"""The DuckDB schema, as numbered migrations: named functions, appended, never edited.
+
+Invariant: `MIGRATIONS` is append-only. Each runs once, in order, inside the transaction that
+records it in `_migrations`; the README's table reference is generated from the comments set here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def _comment(con: duckdb.DuckDBPyConnection, table: str, text: str, columns: dict[str, str]) -> None:
+    con.execute(f"COMMENT ON TABLE {table} IS '{_q(text)}'")
+    for column, doc in columns.items():
+        con.execute(f"COMMENT ON COLUMN {table}.{column} IS '{_q(doc)}'")
+
+
+def _q(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def m001_trajectories(con: duckdb.DuckDBPyConnection) -> None:
+    """Runs, the people in them, scenes, turns and the learner's state after each scene."""
+    con.execute("""
+        CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP,
+            status VARCHAR NOT NULL, command VARCHAR NOT NULL, args JSON NOT NULL, seed BIGINT NOT NULL,
+            backend VARCHAR NOT NULL, model VARCHAR NOT NULL, learner VARCHAR NOT NULL, packs VARCHAR[] NOT NULL,
+            versions JSON NOT NULL, scenes_planned INTEGER NOT NULL, scenes_done INTEGER NOT NULL DEFAULT 0,
+            error VARCHAR
+        )""")
+    _comment(
+        con,
+        "runs",
+        "One row per `sim run` invocation.",
+        {
+            "run_id": "Unique id of the run.",
+            "started_at": "When the run started (UTC).",
+            "finished_at": "When it ended (UTC); NULL while running or if killed.",
+            "status": "running, done, interrupted (stopped or killed; run again to finish) or failed.",
+            "command": "The command line, without secrets.",
+            "args": "The run's options as JSON.",
+            "seed": "The seed.",
+            "backend": "Backend name (scripted, ...).",
+            "model": "Model name.",
+            "learner": "Learner id.",
+            "packs": "Pack ids in the run.",
+            "versions": "Versions of raising-sim, langgraph, duckdb and faker.",
+            "scenes_planned": "Scenes the run set out to live (after skipping finished ones).",
+            "scenes_done": "Scenes it finished.",
+            "error": "Why it failed or stopped, if it did.",
+        },
+    )
+    con.execute("""
+        CREATE TABLE people (
+            person_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, known_as VARCHAR NOT NULL,
+            role VARCHAR NOT NULL, kinship VARCHAR, generated BOOLEAN NOT NULL, persona JSON NOT NULL,
+            first_run_id VARCHAR NOT NULL
+        )""")
+    _comment(
+        con,
+        "people",
+        "Everyone who appeared in a scene, including people drafted with Faker.",
+        {
+            "person_id": "Persona id (file stem), or gen-<slot>-<hash> for a drafted person.",
+            "name": "Full name.",
+            "known_as": "How the learner addresses them; the label in training text.",
+            "role": "learner, teacher, peer, family or community.",
+            "kinship": "Kinship to the learner, for family.",
+            "generated": "True when drafted with Faker because no persona fit a cast slot.",
+            "persona": "The full persona as JSON.",
+            "first_run_id": "The run in which they first appeared.",
+        },
+    )
+    con.execute("""
+        CREATE TABLE scenes (
+            scene_key VARCHAR PRIMARY KEY, run_id VARCHAR NOT NULL, learner VARCHAR NOT NULL,
+            pack VARCHAR NOT NULL, pack_version VARCHAR NOT NULL, scene VARCHAR NOT NULL,
+            variation INTEGER NOT NULL, seed BIGINT NOT NULL, stage VARCHAR NOT NULL, stage_rank INTEGER NOT NULL,
+            depth INTEGER NOT NULL, position INTEGER NOT NULL, age INTEGER NOT NULL, title VARCHAR NOT NULL,
+            "values" VARCHAR[] NOT NULL, learner_role VARCHAR NOT NULL, setting JSON NOT NULL, "cast" JSON NOT NULL,
+            opening VARCHAR NOT NULL, reflection VARCHAR NOT NULL, memories_recalled VARCHAR[] NOT NULL,
+            turn_count INTEGER NOT NULL, repairs INTEGER NOT NULL, status VARCHAR NOT NULL,
+            backend VARCHAR NOT NULL, model VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP NOT NULL, effect JSON NOT NULL,
+            UNIQUE (learner, pack, scene, variation, seed)
+        )""")
+    _comment(
+        con,
+        "scenes",
+        "One row per lived scene; written atomically with its turns.",
+        {
+            "scene_key": "Hash of (learner, pack, scene, variation, seed): the idempotency key.",
+            "run_id": "The run that lived it.",
+            "learner": "Learner id.",
+            "pack": "Pack id.",
+            "pack_version": "Pack version.",
+            "scene": "Scene id.",
+            "variation": "Variation (a life line) from 0.",
+            "seed": "Seed.",
+            "stage": "Stage id.",
+            "stage_rank": "Stage position, 0 = youngest.",
+            "depth": "Longest follow-on chain into the scene within its stage.",
+            "position": "Place of the scene in its pack, from 0.",
+            "age": "The learner's age in the scene.",
+            "title": "Scene title.",
+            "values": "Value ids the scene is about.",
+            "learner_role": "The learner's part: student, grandchild, ...",
+            "setting": "Place, time and situation.",
+            "cast": "Cast slot -> person id.",
+            "opening": "First-person opening narration.",
+            "reflection": "First-person reflection.",
+            "memories_recalled": "scene_keys of memories the scene drew on.",
+            "turn_count": "Number of turns.",
+            "repairs": "Learner lines shortened or regenerated to meet stage targets.",
+            "status": "done.",
+            "backend": "Backend.",
+            "model": "Model.",
+            "started_at": "Start (UTC).",
+            "finished_at": "End (UTC).",
+            "effect": "What the scene changed in the learner's life (memory, bonds, values).",
+        },
+    )
+    con.execute("""
+        CREATE TABLE turns (
+            scene_key VARCHAR NOT NULL, turn_index INTEGER NOT NULL, speaker_id VARCHAR NOT NULL,
+            speaker_label VARCHAR NOT NULL, role VARCHAR NOT NULL, addressee_id VARCHAR NOT NULL,
+            text VARCHAR NOT NULL, beat INTEGER NOT NULL, exchange INTEGER NOT NULL, intent VARCHAR NOT NULL,
+            repairs INTEGER NOT NULL, latency_ms DOUBLE NOT NULL, PRIMARY KEY (scene_key, turn_index)
+        )""")
+    _comment(
+        con,
+        "turns",
+        "Every line spoken, in order.",
+        {
+            "scene_key": "The scene.",
+            "turn_index": "Order in the scene, from 0.",
+            "speaker_id": "Person id of the speaker (the learner's id for the learner).",
+            "speaker_label": "How the learner knows the speaker; 'I' for the learner.",
+            "role": "The speaker's role.",
+            "addressee_id": "Person id of who is addressed.",
+            "text": "What was said.",
+            "beat": "Beat index in the scene.",
+            "exchange": "Which exchange of the beat, from 0.",
+            "intent": "The beat's intent.",
+            "repairs": "Times the line was repaired to meet stage targets.",
+            "latency_ms": "Time the backend took for this line.",
+        },
+    )
+    con.execute("""
+        CREATE TABLE learner_states (
+            scene_key VARCHAR PRIMARY KEY, learner VARCHAR NOT NULL, variation INTEGER NOT NULL,
+            stage VARCHAR NOT NULL, age INTEGER NOT NULL, state JSON NOT NULL
+        )""")
+    _comment(
+        con,
+        "learner_states",
+        "The learner's life right after each scene.",
+        {
+            "scene_key": "The scene.",
+            "learner": "Learner id.",
+            "variation": "Life line (variation).",
+            "stage": "Stage of the scene.",
+            "age": "Age in the scene.",
+            "state": "The whole LearnerState as JSON: memories, bonds, values.",
+        },
+    )
+
+
+def m002_training_text(con: duckdb.DuckDBPyConnection) -> None:
+    """The training text: one row per scene, rendered from the learner's point of view, in curriculum order.
+
+    Rendering lives here and only here. Style `scripted` (the default): the first-person opening, a
+    blank line, the dialogue with each person labelled as the learner knows them and the learner as
+    `I`, a blank line, the first-person reflection. Style `dialogue`: the dialogue lines alone.
+    """
+    con.execute("""
+        CREATE MACRO training_text_styled(style) AS TABLE
+        WITH dialogue AS (
+            SELECT scene_key, string_agg(speaker_label || ': ' || text, chr(10) ORDER BY turn_index) AS lines,
+                   count(*) AS turn_count,
+                   sum(CASE WHEN role = 'learner' THEN len(string_split(trim(text), ' ')) END) AS learner_words,
+                   sum(CASE WHEN role = 'learner' THEN 1 END) AS learner_turns,
+                   sum(len(string_split(trim(text), ' '))) AS dialogue_words
+            FROM turns GROUP BY scene_key
+        ), rendered AS (
+            SELECT s.*, d.turn_count AS turns, d.learner_words, d.learner_turns,
+                   CASE style
+                       WHEN 'scripted' THEN s.opening || chr(10) || chr(10) || d.lines
+                                            || CASE WHEN s.reflection = '' THEN ''
+                                                    ELSE chr(10) || chr(10) || s.reflection END
+                       WHEN 'dialogue' THEN d.lines
+                       ELSE error('unknown training text style ' || style || ' (expected scripted or dialogue)')
+                   END AS text
+            FROM scenes s JOIN dialogue d USING (scene_key)
+        )
+        SELECT scene_key AS id, text, learner, stage, stage_rank, age, pack, pack_version, scene, variation, seed,
+               "values", "cast", turns AS turn_count, len(string_split(trim(text), ' ')) AS word_count,
+               learner_words, learner_turns, backend, model, title, learner_role,
+               row_number() OVER (
+                   PARTITION BY learner ORDER BY stage_rank, age, depth, position, pack, variation, seed
+               ) AS curriculum_position
+        FROM rendered
+    """)
+    con.execute("CREATE VIEW training_text AS SELECT * FROM training_text_styled('scripted')")
+    _comment(con, "training_text", "View: one row per scene, its training text (style `scripted`) and metadata, "
+             "numbered in curriculum order. `FROM training_text_styled('dialogue')` gives the dialogue-only style.", {
+        "id": "The scene_key: a stable id for the record.",
+        "text": "The training text: first-person opening, the dialogue (the learner as `I`), the reflection.",
+        "learner": "Learner id.", "stage": "Stage id.", "stage_rank": "Stage position, 0 = youngest.",
+        "age": "The learner's age.", "pack": "Pack id.", "pack_version": "Pack version.", "scene": "Scene id.",
+        "variation": "Variation (life line).", "seed": "Seed.", "values": "Value ids.", "cast": "Slot -> person id.",
+        "turn_count": "Turns in the dialogue.", "word_count": "Words in the text.",
+        "learner_words": "Words the learner said.", "learner_turns": "Turns the learner spoke.",
+        "backend": "Backend that wrote it.", "model": "Model.", "title": "Scene title.",
+        "learner_role": "The learner's part in the scene.",
+        "curriculum_position": "1-based place in curriculum order (stage, age, follow-on depth, place in pack, "
+                               "pack, variation, seed), per learner.",
+    })
+
+
+MIGRATIONS: list[Migration] = [m001_trajectories, m002_training_text]
