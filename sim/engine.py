@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -73,9 +74,11 @@ class SceneRun:
     schedule: list[Slot] = field(default_factory=list)
     memories: list[Memory] = field(default_factory=list)
     turns: list[Turn] = field(default_factory=list)
+    lines: list[Line] = field(default_factory=list)  # the scene so far, as backends see it
     opening: str = ""
     reflection: str = ""
     effect: SceneEffect | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
 
     @property
     def cast(self) -> dict[str, Persona]:
@@ -177,7 +180,7 @@ def speak(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
             beat=beat,
             beat_index=slot.beat,
             exchange=slot.exchange,
-            transcript=[Line(t.speaker_label, t.text) for t in run.turns] if run.backend.name != "scripted" else (),
+            transcript=run.lines,
         ),
         seed=run.job.seed,
     )
@@ -196,6 +199,7 @@ def speak(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
             (time.perf_counter() - started) * 1000,
         )
     )
+    run.lines.append(Line(speaker.known_as, reply.text))
     return {"turn": index + 1}
 
 
@@ -219,7 +223,8 @@ def scene_effect(run: SceneRun) -> SceneEffect:
     people = tuple(c.person.id for c in run.castings)
     spoke = {t.speaker_id for t in run.turns}
     bonds = {
-        c.person.id: bond_after(run.life, c.person.id, _initial_closeness(c), 1.0 if c.person.id in spoke else 0.5)
+        c.person.id: bond_after(run.life, c.person.id, _initial_closeness(c, job.learner),
+                                1.0 if c.person.id in spoke else 0.5)
         for c in run.castings
     }
     values = run.world.values.by_id
@@ -244,8 +249,10 @@ def scene_effect(run: SceneRun) -> SceneEffect:
     return SceneEffect(memory=memory, bonds=bonds, values=tuple(scene.values))
 
 
-def _initial_closeness(casting: Casting) -> float:
-    return max((r.closeness for r in casting.person.relationships), default=0.3)
+def _initial_closeness(casting: Casting, learner: str) -> float:
+    """How close the learner starts out to someone met for the first time: their declared tie, if any."""
+    ties = [r.closeness for r in casting.person.relationships if r.to == learner]
+    return max(ties, default=0.3)
 
 
 def _summary(run: SceneRun) -> str:

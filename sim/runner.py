@@ -248,7 +248,6 @@ def record(scene: SceneRun) -> SceneRecord:
     job, effect = scene.job, scene.effect
     if effect is None:
         raise ValueError(f"scene {job.ref} finished without updating the learner")
-    now = datetime.now(UTC).replace(tzinfo=None)
     row: dict[str, Any] = {
         "scene_key": job.key,
         "learner": job.learner,
@@ -275,12 +274,12 @@ def record(scene: SceneRun) -> SceneRecord:
         "status": "done",
         "backend": scene.backend.name,
         "model": scene.backend.model,
-        "started_at": now,
-        "finished_at": now,
+        "started_at": scene.started_at,
+        "finished_at": datetime.now(UTC).replace(tzinfo=None),
         "effect": effect.model_dump_json(),
     }
     people = [c.person for c in scene.castings] + [scene.learner]
-    return SceneRecord(row, scene.turns, people, apply(scene.life, effect))
+    return SceneRecord.build(row, scene.turns, people, apply(scene.life, effect))
 
 
 def scene_cast(scene: SceneRun) -> dict[str, str]:

@@ -225,3 +225,13 @@ def test_killed_run_completes_on_the_next_invocation(shipped_world: Path) -> Non
     assert count(Path("k.duckdb"), "SELECT count(*) - count(DISTINCT (scene_key, turn_index)) FROM turns") == 0
     assert count(Path("k.duckdb"), "SELECT count(*) FROM scenes") == 240
     assert count(Path("k.duckdb"), "SELECT count(*) FROM runs WHERE status = 'interrupted'") == 1
+
+
+def test_worker_processes_give_the_same_corpus(shipped_world: Path) -> None:
+    packs = ["scenarios/first-steps", "scenarios/school-days"]
+    assert run_cli("run", *packs, "--variations", "3", "--workers", "1", "--db", "serial.duckdb").exit_code == 0
+    parallel = run_cli("run", *packs, "--variations", "3", "--workers", "2", "--db", "parallel.duckdb")
+    assert parallel.exit_code == 0, parallel.stderr
+    assert "60 scenes lived" in parallel.stdout
+    assert transcript(Path("serial.duckdb")) == transcript(Path("parallel.duckdb"))
+    assert count(Path("parallel.duckdb"), "SELECT count(DISTINCT scene_key) FROM learner_states") == 60

@@ -23,12 +23,44 @@ from sim.personas import Persona
 
 @dataclass(frozen=True)
 class SceneRecord:
-    """Everything stored for one finished scene."""
+    """Everything stored for one finished scene, as plain rows (cheap to send between processes)."""
 
     scene: dict[str, Any]  # a row of `scenes`, JSON columns already serialised
-    turns: Sequence[Turn]
-    people: Sequence[Persona]
-    state: LearnerState
+    turns: list[tuple[Any, ...]]  # rows of `turns` without scene_key, in TURN_COLUMNS[1:] order
+    people: list[dict[str, Any]]  # rows of `people` without first_run_id
+    state: dict[str, Any]  # a row of `learner_states`
+
+    @classmethod
+    def build(
+        cls, scene: dict[str, Any], turns: Sequence[Turn], people: Sequence[Persona], state: LearnerState
+    ) -> SceneRecord:
+        """Turn a finished scene's values into rows."""
+        return cls(
+            scene,
+            [tuple(getattr(t, col) for col in TURN_COLUMNS[1:]) for t in turns],
+            [person_row(p) for p in people],
+            {
+                "scene_key": scene["scene_key"],
+                "learner": state.learner,
+                "variation": state.variation,
+                "stage": state.stage,
+                "age": state.age,
+                "state": state.model_dump_json(),
+            },
+        )
+
+
+def person_row(p: Persona) -> dict[str, Any]:
+    """A row of `people` (without the run that first met them)."""
+    return {
+        "person_id": p.id,
+        "name": p.name,
+        "known_as": p.known_as,
+        "role": p.role,
+        "kinship": p.kinship,
+        "generated": p.generated,
+        "persona": p.model_dump_json(by_alias=True),
+    }
 
 
 TURN_COLUMNS = (
@@ -51,57 +83,39 @@ def write_scenes(con: duckdb.DuckDBPyConnection, records: Sequence[SceneRecord],
     """Write finished scenes atomically (one transaction for the batch; a scene is never split)."""
     if not records:
         return
-    scenes = pa.Table.from_pylist([{**r.scene, "run_id": run_id} for r in records])
+    columns = list(zip(*(row for r in records for row in r.turns), strict=True))
     turns = pa.table(
         {
             "scene_key": [r.scene["scene_key"] for r in records for _ in r.turns],
-            **{col: [getattr(t, col) for r in records for t in r.turns] for col in TURN_COLUMNS[1:]},
+            **{name: list(values) for name, values in zip(TURN_COLUMNS[1:], columns, strict=True)},
         }
     )
-    states = pa.Table.from_pylist(
-        [
-            {
-                "scene_key": r.scene["scene_key"],
-                "learner": r.state.learner,
-                "variation": r.state.variation,
-                "stage": r.state.stage,
-                "age": r.state.age,
-                "state": r.state.model_dump_json(),
-            }
-            for r in records
-        ]
-    )
-    people = {p.id: p for r in records for p in r.people}
-    people_rows = pa.Table.from_pylist(
-        [
-            {
-                "person_id": p.id,
-                "name": p.name,
-                "known_as": p.known_as,
-                "role": p.role,
-                "kinship": p.kinship,
-                "generated": p.generated,
-                "persona": p.model_dump_json(by_alias=True),
-                "first_run_id": run_id,
-            }
-            for p in people.values()
-        ]
-    )
+    tables = {
+        "scenes": pa.Table.from_pylist([{**r.scene, "run_id": run_id} for r in records]),
+        "turns": turns,
+        "learner_states": pa.Table.from_pylist([r.state for r in records]),
+    }
+    people = {p["person_id"]: {**p, "first_run_id": run_id} for r in records for p in r.people}
     con.execute("BEGIN")
     try:
-        for name, table in (("scenes", scenes), ("turns", turns), ("learner_states", states)):
-            con.register("_batch", table)
-            columns = ", ".join(f'"{c}"' for c in table.column_names)
-            con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM _batch")
-            con.unregister("_batch")
-        con.register("_people", people_rows)
-        con.execute("INSERT OR IGNORE INTO people SELECT * FROM _people")
-        con.unregister("_people")
+        for name, table in tables.items():
+            _insert(con, name, table)
+        _insert(con, "people", pa.Table.from_pylist(list(people.values())), ignore_existing=True)
         con.execute("UPDATE runs SET scenes_done = scenes_done + ? WHERE run_id = ?", [len(records), run_id])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, *, ignore_existing: bool = False) -> None:
+    con.register("_batch", table)
+    try:
+        columns = ", ".join(f'"{c}"' for c in table.column_names)
+        verb = "INSERT OR IGNORE" if ignore_existing else "INSERT"
+        con.execute(f"{verb} INTO {name} ({columns}) SELECT {columns} FROM _batch")
+    finally:
+        con.unregister("_batch")
 
 
 def done_keys(con: duckdb.DuckDBPyConnection, keys: Iterable[str]) -> set[str]:
