@@ -25,7 +25,6 @@ demo: $(VENV)/.installed
 	@$(SIM) personas validate
 	@$(SIM) scenarios validate
 	@$(SIM) run $(PACKS) --variations 3
-	@$(SIM) learner show --memories 3
 
 docs: $(VENV)/.installed
 	$(BIN)/python -m sim.store.docs
