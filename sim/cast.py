@@ -140,6 +140,7 @@ def draft_person(slot: CastSlot, *, learner: str, seed: int, value_ids: tuple[st
     last = fake.last_name()
     kinship = slot.kinship[0] if slot.kinship else None
     relation = slot.relation or (KINSHIP_RELATION.get(kinship) if kinship else None) or _DEFAULT_RELATION[slot.role]
+    kinship = kinship or _kinship_for(slot.role, relation, pronouns)
     traits = {t: round(rng.uniform(r.min, r.max), 2) for t, r in slot.traits.items()}
     traits.update({t: round(rng.uniform(0.3, 0.8), 2) for t in TRAITS if t not in traits})
     return Persona(
@@ -183,6 +184,23 @@ _TONES = {
     "community": ["friendly", "matter-of-fact", "kind"],
     "learner": ["curious"],
 }
+
+
+# The kinship word a drafted family member gets for their relation to the learner: (she/her, he/him).
+_KINSHIP_FOR: dict[str, tuple[Kinship, Kinship]] = {
+    "parent_of": ("mother", "father"),
+    "grandparent_of": ("grandmother", "grandfather"),
+    "sibling_of": ("sister", "brother"),
+    "aunt_uncle_of": ("aunt", "uncle"),
+    "cousin_of": ("cousin", "cousin"),
+    "guardian_of": ("guardian", "guardian"),
+}
+
+
+def _kinship_for(role: str, relation: str, pronouns: Pronouns) -> Kinship | None:
+    """Family need a kinship that agrees with their relation (a cousin for cousin_of); others have none."""
+    words = _KINSHIP_FOR.get(relation) if role == "family" else None
+    return None if words is None else words[pronouns == "he/him"]
 
 
 def _address(role: str, kinship: str | None, pronouns: str, first: str, last: str) -> str:

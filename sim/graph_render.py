@@ -63,6 +63,13 @@ def _draw_picture(graph: nx.MultiDiGraph, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib names SVG clip paths and glyphs with a random salt unless one is set; a fixed salt makes the
+    # ids depend on the drawing alone, so the same world draws the same bytes.
+    with matplotlib.rc_context({"svg.hashsalt": "raising-sim"}):
+        _plot(graph, out)
+
+
+def _plot(graph: nx.MultiDiGraph, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     simple = nx.DiGraph(graph)

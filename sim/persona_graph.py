@@ -7,6 +7,7 @@ from either side sees it, and nobody has to write both.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 
 import networkx as nx
@@ -101,94 +102,141 @@ def learners(graph: nx.MultiDiGraph) -> list[str]:
     return sorted(n for n, role in graph.nodes(data="role") if role == "learner")
 
 
-def check_graph(docs: Mapping[str, Document[Persona]], *, complete: bool = True) -> list[Problem]:
+def check_graph(
+    docs: Mapping[str, Document[Persona]], *, failed: Mapping[str, frozenset[str] | None] | None = None
+) -> list[Problem]:
     """Whole-world checks: dangling and repeated relationships, contradictory kinship, family-less learners.
 
-    With `complete=False` (some persona files failed to load) checks that need the whole family are
-    skipped, so one broken file does not cascade into misleading errors about others.
+    `failed` names the persona files that are present but failed to load, each with the ids its
+    relationships name (None when that cannot be told). References are checked against every file
+    present; the kinship-word and no-family checks, which need the failed person's data, are skipped
+    only for people a failed file may be tied to, so one broken file does not cascade into misleading
+    errors about others.
     """
+    failed = failed or {}
     graph = build_graph(d.model for d in docs.values())
+    known = set(docs) | set(failed)
     problems: list[Problem] = []
-    for pid, doc in docs.items():
-        problems += _check_references(doc, docs) if complete else []
-        problems += _check_contradictions(graph, pid, doc, complete)
-    for learner in learners(graph) if complete else []:
-        if not any(kind in KIN for _, _, kind in graph.out_edges(learner, keys=True)):
-            problems.append(
-                docs[learner].problem(
-                    ("relationships",),
-                    f"learner {learner!r} has no family (give a person a relationship such as parent_of or "
-                    f"grandparent_of to {learner!r}, or list one here)",
-                )
-            )
+    for doc in docs.values():
+        problems += _check_references(doc, known)
+    problems += _check_contradictions(graph, docs)
+    for doc in docs.values():
+        if not _tied_to_failed(doc.model, failed):
+            problems += _check_kinship_word(graph, doc)
+    for learner in learners(graph):
+        if not _tied_to_failed(docs[learner].model, failed):
+            problems += _check_family(graph, docs[learner])
     return problems
 
 
-def _check_references(doc: Document[Persona], docs: Mapping[str, Document[Persona]]) -> list[Problem]:
-    problems, seen = [], set()
+def _tied_to_failed(person: Persona, failed: Mapping[str, frozenset[str] | None]) -> bool:
+    """Whether a file that failed to load may hold a tie between `person` and someone."""
+    if any(rel.to in failed for rel in person.relationships):
+        return True
+    return any(targets is None or person.id in targets for targets in failed.values())
+
+
+def _check_family(graph: nx.MultiDiGraph, doc: Document[Persona]) -> list[Problem]:
+    learner = doc.model.id
+    if any(kind in KIN for _, _, kind in graph.out_edges(learner, keys=True)):
+        return []
+    return [
+        doc.problem(
+            ("relationships",),
+            f"learner {learner!r} has no family (give a person a relationship such as parent_of or "
+            f"grandparent_of to {learner!r}, or list one here)",
+        )
+    ]
+
+
+def _check_references(doc: Document[Persona], known: set[str]) -> list[Problem]:
+    problems, seen, me = [], set(), doc.model.id
     for i, rel in enumerate(doc.model.relationships):
-        if rel.to not in docs and rel.to != doc.model.id:
-            problems.append(
-                doc.problem(
-                    ("relationships", i, "to"), f"{rel.to!r} is not a known person (expected one of: {_some(docs)})"
-                )
-            )
+        if rel.to not in known and rel.to != me:
+            problems.append(doc.problem(("relationships", i, "to"), _not_a_person(rel.to, known - {me})))
         if (rel.to, rel.kind) in seen:
             problems.append(doc.problem(("relationships", i), f"{rel.kind} {rel.to!r} is listed twice (keep one)"))
         seen.add((rel.to, rel.kind))
     return problems
 
 
-def _check_contradictions(graph: nx.MultiDiGraph, pid: str, doc: Document[Persona], complete: bool) -> list[Problem]:
-    problems, person = [], doc.model
-    for i, rel in enumerate(person.relationships):
-        if rel.to not in graph or rel.to == pid:
-            continue
-        kinds = relations(graph, pid, rel.to)
-        kin = sorted(kinds & KIN)
-        if len(kin) > 1:
-            problems.append(
-                doc.problem(
-                    ("relationships", i, "kind"),
-                    f"contradictory kinship with {rel.to!r}: "
-                    f"{' and '.join(kin)} (a person has one family tie to another)",
-                )
-            )
-        elif kin and kin[0] in NOT_CLASSMATES and "classmate_of" in kinds:
-            problems.append(
-                doc.problem(
-                    ("relationships", i, "kind"),
-                    f"contradictory relationship with "
-                    f"{rel.to!r}: {kin[0]} and classmate_of (family of that generation "
-                    "is not a classmate)",
-                )
-            )
-        problems += _check_age_gap(graph, doc, i, rel.to, rel.kind)
-    return problems + (_check_kinship_word(graph, doc) if complete else [])
+def _not_a_person(name: str, known: set[str], limit: int = 8) -> str:
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, 1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    listing = ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+    return f"{name!r} is not a known person ({hint}expected one of: {listing})"
+
+
+def _check_contradictions(graph: nx.MultiDiGraph, docs: Mapping[str, Document[Persona]]) -> list[Problem]:
+    """Each contradiction once, at the tie declared later (by file name, then position in the file).
+
+    A tie written on both sides, or twice, is one tie: it is checked (and its age gap) only once.
+    """
+    ties: dict[tuple[str, str], set[str]] = {}  # (a, b) -> kinds a has towards b, as declared so far
+    problems: list[Problem] = []
+    for doc in sorted(docs.values(), key=lambda d: d.shown):
+        pid = doc.model.id
+        for i, rel in enumerate(doc.model.relationships):
+            earlier = ties.setdefault((pid, rel.to), set())
+            if rel.to not in graph or rel.to == pid or rel.kind in earlier:
+                continue
+            clash = _contradiction(rel.to, rel.kind, earlier)
+            if clash:
+                problems.append(doc.problem(("relationships", i, "kind"), clash))
+            problems += _check_age_gap(graph, doc, i, rel.to, rel.kind)
+            earlier.add(rel.kind)
+            ties.setdefault((rel.to, pid), set()).add(INVERSE[rel.kind])
+    return problems
+
+
+def _contradiction(other: str, kind: str, earlier: set[str]) -> str | None:
+    kin = sorted(earlier & KIN)
+    if kind in KIN and kin:
+        return (
+            f"contradictory kinship with {other!r}: {_and(sorted([*kin, kind]))} "
+            "(a person has one family tie to another)"
+        )
+    if kind == "classmate_of" and earlier & NOT_CLASSMATES:
+        generation = sorted(earlier & NOT_CLASSMATES)[0]
+    elif kind in NOT_CLASSMATES and "classmate_of" in earlier:
+        generation = kind
+    else:
+        return None
+    return (
+        f"contradictory relationship with {other!r}: {generation} and classmate_of "
+        "(family of that generation is not a classmate)"
+    )
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _check_age_gap(graph: nx.MultiDiGraph, doc: Document[Persona], i: int, other: str, kind: str) -> list[Problem]:
     me, them = doc.model, graph.nodes[other]["persona"]
     older, younger, gap_kind = (me, them, kind) if kind in MIN_AGE_GAP else (them, me, INVERSE[kind])
     gap = MIN_AGE_GAP.get(gap_kind)
-    if (
-        gap is None
-        or older.age is None
-        and older.role != "learner"
-        or younger.age is None
-        and younger.role != "learner"
-    ):
-        return []
     older_offset, younger_offset = _offset(older), _offset(younger)
-    if older_offset is None or younger_offset is None or older_offset - younger_offset >= gap:
+    if gap is None or older_offset is None or younger_offset is None or older_offset - younger_offset >= gap:
         return []
     return [
         doc.problem(
             ("relationships", i, "kind"),
-            f"{older.id!r} {gap_kind} {younger.id!r} but is only "
-            f"{older_offset - younger_offset} years older (expected at least {gap})",
+            f"{older.id!r} {gap_kind} {younger.id!r} but {_age_difference(older_offset - younger_offset)} "
+            f"(expected at least {_years(gap)} older)",
         )
     ]
+
+
+def _age_difference(years: int) -> str:
+    if years > 0:
+        return f"is only {_years(years)} older"
+    return "is the same age" if years == 0 else f"is {_years(-years)} younger"
+
+
+def _years(n: int) -> str:
+    return f"{n} year{'' if n == 1 else 's'}"
 
 
 def _offset(person: Persona) -> int | None:
@@ -212,8 +260,8 @@ def _check_kinship_word(graph: nx.MultiDiGraph, doc: Document[Persona]) -> list[
             return [
                 doc.problem(
                     ("kinship",),
-                    f"kinship {person.kinship!r} contradicts {wrong[0]} {learner!r} "
-                    f"(a {person.kinship} is {expected} the learner)",
+                    f"kinship {person.kinship!r} means {expected} {learner!r}, but the relationship is "
+                    f"{wrong[0]} (change one)",
                 )
             ]
     return [
@@ -223,11 +271,6 @@ def _check_kinship_word(graph: nx.MultiDiGraph, doc: Document[Persona]) -> list[
             f"(add `- {{to: <learner>, kind: {expected}}}` to relationships)",
         )
     ]
-
-
-def _some(docs: Mapping[str, object], limit: int = 8) -> str:
-    names = sorted(docs)
-    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
 
 
 RELATION_KINDS: tuple[RelationKind, ...] = tuple(sorted(INVERSE))  # type: ignore[arg-type]

@@ -89,6 +89,8 @@ def _parse_age(value: Any) -> Age:
         if not 0 <= value <= 120:
             raise ValueError(f"{value} is out of range (expected an age from 0 to 120)")
         return Age(value, relative=False)
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        raise ValueError(f"{value!r} is text, not a number (write the number without quotes)")
     match = _AGE.match(str(value).strip()) if isinstance(value, str) else None
     if match is None:
         raise ValueError(
@@ -99,10 +101,15 @@ def _parse_age(value: Any) -> Age:
     return Age(int(years or 0) * (-1 if sign == "-" else 1), relative=True)
 
 
+def _dump_age(age: Age) -> int | str:
+    """Write an age the way a person would: 42 as a number, relative ages as 'learner+2'."""
+    return str(age) if age.relative else age.years
+
+
 AgeSpec = Annotated[
     Age,
     BeforeValidator(_parse_age),
-    PlainSerializer(str, return_type=str),
+    PlainSerializer(_dump_age, return_type=int | str),
     WithJsonSchema(
         {
             "anyOf": [
@@ -212,6 +219,23 @@ def check_persona(doc: Document[Persona]) -> list[Problem]:
 def persona_files(directory: Path) -> list[Path]:
     """The persona files in a directory, sorted by name."""
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+def declared_targets(path: Path) -> frozenset[str] | None:
+    """The ids a persona file's `relationships` name, read without validating; None when that cannot be told.
+
+    Used for a file that fails to load, to know which other people its broken data may concern.
+    """
+    try:
+        tree = read_yaml(path)
+    except ConfigError:
+        return None
+    if tree is None:
+        return frozenset()  # an empty file names nobody
+    rels = tree.get("relationships", []) if isinstance(tree, dict) else None
+    if not isinstance(rels, list) or not all(isinstance(r, dict) and isinstance(r.get("to"), str) for r in rels):
+        return None
+    return frozenset(r["to"].strip() for r in rels)
 
 
 def load_persona(path: Path) -> Document[Persona]:

@@ -49,7 +49,11 @@ def fields(text: str) -> list[str]:
         ValueError: the template's braces do not balance, or a field uses a format spec or conversion.
     """
     names = []
-    for _, name, spec, conversion in string.Formatter().parse(text):
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(_brace_message(str(exc))) from None
+    for _, name, spec, conversion in parsed:
         if name is None:
             continue
         if spec or conversion:
@@ -58,6 +62,15 @@ def fields(text: str) -> list[str]:
             raise ValueError("empty placeholder {} (write a name inside the braces, or {{ }} for literal braces)")
         names.append(name)
     return names
+
+
+def _brace_message(python_message: str) -> str:
+    """Python's wording of an unbalanced brace, in the words of someone writing a scene."""
+    if python_message.startswith("Single '}'"):
+        return "unbalanced brace: '}' is never opened (open it, or write '}}' for a literal brace)"
+    if python_message.startswith(("Single '{'", "expected '}'")):
+        return "unbalanced brace: '{' is never closed (close it, or write '{{' for a literal brace)"
+    return python_message
 
 
 def unknown_fields(text: str, allowed: set[str]) -> tuple[list[str], str | None]:

@@ -2,13 +2,17 @@
 
 ruamel.yaml's round-trip loader keeps the line of every key and item, so a pydantic error location
 (`('relationships', 1, 'closeness')`) is mapped back to the line a person has to edit. Messages are
-rewritten from pydantic's wording into "what is wrong (what was expected)".
+rewritten from pydantic's and ruamel's wording into "what is wrong (what was expected)", and every
+problem is one line: keys and values that hold control characters are shown escaped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Sequence
+import re
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, get_args
@@ -17,12 +21,20 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+from ruamel.yaml.reader import ReaderError
 
 from sim.errors import ConfigError, Problem, display_path
 
 M = TypeVar("M", bound=BaseModel)
 ROOT = "(top level)"
+
+
+def escape(text: str) -> str:
+    """`text` with every non-printable character (newline, tab, control) written as its backslash escape."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def read_yaml(path: Path) -> Any:
@@ -31,33 +43,106 @@ def read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError.single(shown, 0, ROOT, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise ConfigError([_not_utf8(shown, exc)]) from None
     except OSError as exc:
         raise ConfigError.single(shown, 0, ROOT, f"cannot read file ({exc.strerror})") from None
     return parse_yaml(text, shown)
 
 
+def _not_utf8(shown: str, exc: UnicodeDecodeError) -> Problem:
+    data = bytes(exc.object)
+    line_start = data.rfind(b"\n", 0, exc.start) + 1
+    line, column = data.count(b"\n", 0, exc.start) + 1, exc.start - line_start + 1
+    message = f"not UTF-8 text: unexpected byte 0x{data[exc.start]:02x} in column {column} (save the file as UTF-8)"
+    return Problem(shown, line, ROOT, message)
+
+
 def parse_yaml(text: str, shown: str) -> Any:
     """Parse YAML text; `shown` is the file name used in error messages."""
-    yaml = YAML(typ="rt", pure=True)
-    yaml.allow_duplicate_keys = False
     try:
-        return yaml.load(text)
+        return _load(text, allow_duplicate_keys=False)
+    except DuplicateKeyError as exc:
+        raise ConfigError([_duplicate_key(exc, text, shown)]) from None
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 0
-        what = (exc.problem or exc.context or "invalid YAML").strip()
-        if "duplicate key" in what or "found duplicate key" in str(exc):
-            what = _duplicate_key_message(exc)
-        raise ConfigError.single(shown, line, ROOT, f"invalid YAML: {what} (fix the syntax at this line)") from None
-    except (YAMLError, ValueError, TypeError, RecursionError, AttributeError) as exc:
-        raise ConfigError.single(shown, 0, ROOT, f"invalid YAML: {exc} (fix the syntax)") from None
+        raise ConfigError([_syntax_error(exc, shown)]) from None
+    except ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        what = f"control character {chr(exc.character)!r} is not allowed"
+        raise ConfigError.single(shown, line, ROOT, f"invalid YAML: {what} (remove the control character)") from None
+    except RecursionError:
+        line = _deepest_line(text)
+        raise ConfigError.single(shown, line, ROOT, "invalid YAML: nested too deeply (use fewer levels)") from None
+    except (YAMLError, ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError.single(shown, 0, ROOT, f"invalid YAML: {escape(str(exc))} (fix the syntax)") from None
 
 
-def _duplicate_key_message(exc: MarkedYAMLError) -> str:
-    text = str(exc.problem or "")
-    key = text.split('"')[1] if '"' in text else text
-    return f"key {key!r} appears twice (keep one)"
+def _load(text: str, *, allow_duplicate_keys: bool) -> Any:
+    yaml = YAML(typ="rt", pure=True)
+    yaml.allow_duplicate_keys = allow_duplicate_keys
+    with warnings.catch_warnings():
+        # ruamel warns about legal-but-odd YAML (a reused anchor) in several lines naming its own files;
+        # the loader's only output is a model or a ConfigError.
+        warnings.simplefilter("ignore")
+        return yaml.load(text)
+
+
+def _syntax_error(exc: MarkedYAMLError, shown: str) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else 0
+    what = escape((exc.problem or exc.context or "invalid YAML").strip())
+    if "'\\t'" in what or "tab character" in what:
+        return Problem(shown, line, ROOT, "invalid YAML: a tab character (indent with spaces)")
+    return Problem(shown, line, ROOT, f"invalid YAML: {what} (fix the syntax at this line)")
+
+
+def _duplicate_key(exc: DuplicateKeyError, text: str, shown: str) -> Problem:
+    """Name the repeated key by its full key path, at the line of its second occurrence."""
+    found = re.match(r'found duplicate key "(.*?)" with value', exc.problem or "", re.DOTALL)
+    key = found.group(1) if found else "?"
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else 0
+    parts = _mapping_path(text, exc.context_mark)
+    return Problem(shown, line, format_key_path([*parts, key]), f"key {key!r} appears twice (delete one of them)")
+
+
+def _mapping_path(text: str, mark: Any) -> list[str]:
+    """The key path of the mapping that starts at `mark`, found by reading the file with duplicates allowed."""
+    if mark is None:
+        return []
+    try:
+        tree = _load(text, allow_duplicate_keys=True)
+    except (YAMLError, ValueError, TypeError, AttributeError, RecursionError):
+        return []
+    return _find_mapping(tree, (mark.line, mark.column), [], set()) or []
+
+
+def _find_mapping(node: Any, start: tuple[int, int], parts: list[str], seen: set[int]) -> list[str] | None:
+    if id(node) in seen:  # an alias can make the tree a cycle
+        return None
+    seen.add(id(node))
+    if isinstance(node, CommentedMap) and (node.lc.line, node.lc.col) == start:
+        return parts
+    children: list[tuple[str, Any]] = []
+    if isinstance(node, CommentedMap):
+        children = [(str(k), v) for k, v in node.items()]
+    elif isinstance(node, CommentedSeq):
+        children = [(f"[{i}]", v) for i, v in enumerate(node)]
+    for part, child in children:
+        found = _find_mapping(child, start, [*parts, part], seen)
+        if found is not None:
+            return found
+    return None
+
+
+def _deepest_line(text: str) -> int:
+    """The line where the nesting is deepest, found with ruamel's parser (which, unlike its composer, is flat)."""
+    depth, deepest, line = 0, 0, 1
+    with contextlib.suppress(YAMLError):  # the deepest point before a later syntax error is still the one to show
+        for event in YAML(typ="rt", pure=True).parse(text):
+            depth += isinstance(event, CollectionStartEvent) - isinstance(event, CollectionEndEvent)
+            if depth > deepest:
+                deepest, line = depth, event.start_mark.line + 1
+    return line
 
 
 def line_of(tree: Any, loc: Sequence[int | str]) -> tuple[int, str]:
@@ -99,9 +184,9 @@ def _is_internal(part: str) -> bool:
 
 
 def format_key_path(parts: Sequence[str]) -> str:
-    """Join key parts as `beats[2].lines[0]`."""
+    """Join key parts as `beats[2].lines[0]`, escaping characters that would break the line."""
     out = ""
-    for part in parts:
+    for part in map(escape, parts):
         out += part if part.startswith("[") or not out else f".{part}"
     return out or ROOT
 
@@ -138,7 +223,7 @@ def problems_from(exc: ValidationError, tree: Any, shown: str, model: type[BaseM
     problems = []
     for err in exc.errors(include_url=False):
         line, key_path = line_of(tree, err["loc"])
-        problems.append(Problem(shown, line, key_path, describe(err, model)))
+        problems.append(Problem(shown, line, key_path, escape(describe(err, model))))
     return problems
 
 
@@ -177,7 +262,7 @@ class Document(Generic[M]):
     def problem(self, loc: Sequence[int | str], message: str) -> Problem:
         """A problem located at `loc` in this document."""
         line, key_path = line_of(self.tree, loc)
-        return Problem(self.shown, line, key_path, message)
+        return Problem(self.shown, line, key_path, escape(message))
 
 
 def load_document(model: type[M], path: Path, *, context: dict[str, Any] | None = None) -> Document[M]:
@@ -206,52 +291,109 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# pydantic type errors: how the found value is described, and what was expected instead.
+_TYPES: dict[str, tuple[str, str]] = {
+    "int_type": ("{} is not a whole number", "an integer"),
+    "int_parsing": ("{} is not a whole number", "an integer"),
+    "int_from_float": ("{} is not a whole number", "an integer"),
+    "float_type": ("{} is not a number", "a number such as 0.5"),
+    "float_parsing": ("{} is not a number", "a number such as 0.5"),
+    "string_type": ("found {}", "text"),
+    "list_type": ("found {}", "a list"),
+    "tuple_type": ("found {}", "a list"),
+    "set_type": ("found {}", "a list"),
+    "dict_type": ("found {}", "a mapping of keys to values"),
+    "model_type": ("found {}", "a mapping of keys to values"),
+    "model_attributes_type": ("found {}", "a mapping of keys to values"),
+    "bool_type": ("{} is not a boolean", "true or false"),
+    "bool_parsing": ("{} is not a boolean", "true or false"),
+}
+# What a list is a list of, where the key alone says it (`lines: ` left empty is the common slip).
+_LIST_OF = {"lines": "line variants", "beats": "beats", "scenes": "scenes", "relationships": "relationships"}
+# What a pattern-checked string should look like, by key; anything else is an id.
+_PATTERNS = {"version": ("a valid version", "a version such as 1.0.0")}
+_ID_PATTERN = ("a valid id", "lowercase letters, digits, '-' and '_'")
+_BOUNDS = {
+    "less_than_equal": "at most",
+    "less_than": "below",
+    "greater_than_equal": "at least",
+    "greater_than": "above",
+}
+
+
 def describe(err: ErrorDetails, model: type[BaseModel]) -> str:
     """Rewrite one pydantic error as `what is wrong (what was expected)`."""
-    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    if kind == "extra_forbidden":
-        key = str(err["loc"][-1])
-        owner = model_at(model, err["loc"][:-1])
-        return f"unknown key {key!r} ({_allowed_hint(owner, key)})"
-    if kind == "missing":
-        return "missing required key (add it)"
-    if kind in {"less_than_equal", "less_than", "greater_than_equal", "greater_than"}:
-        bound = next(iter(ctx.values()))
-        op = {
-            "less_than_equal": "at most",
-            "less_than": "below",
-            "greater_than_equal": "at least",
-            "greater_than": "above",
-        }[kind]
-        return f"{_shown(value)} is out of range (expected a number {op} {bound})"
-    if kind in {"literal_error", "enum"}:
-        expected = str(ctx.get("expected", "")).replace("'", "")
-        close = difflib.get_close_matches(str(value), [e.strip() for e in expected.replace(" or ", ",").split(",")], 1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"{_shown(value)} is not allowed (expected one of: {expected}{hint})"
-    if kind in {"int_type", "int_parsing", "int_from_float"}:
-        return f"{_shown(value)} is not a whole number (expected an integer)"
-    if kind in {"float_type", "float_parsing"}:
-        return f"{_shown(value)} is not a number (expected a number such as 0.5)"
-    if kind in {"string_type"}:
-        return f"found {_shown(value)} (expected text)"
-    if kind in {"list_type", "tuple_type", "set_type"}:
-        return f"found {_shown(value)} (expected a list)"
-    if kind in {"dict_type", "model_type", "model_attributes_type"}:
-        return f"found {_shown(value)} (expected a mapping of keys to values)"
-    if kind in {"bool_type", "bool_parsing"}:
-        return f"{_shown(value)} is not a boolean (expected true or false)"
-    if kind == "string_too_short":
-        return "is empty (expected some text)"
-    if kind == "too_short":
-        return f"has too few items (expected at least {ctx.get('min_length')})"
-    if kind == "too_long":
-        return f"has too many items (expected at most {ctx.get('max_length')})"
-    if kind == "string_pattern_mismatch":
-        return f"{_shown(value)} is not a valid id (expected lowercase letters, digits, '-' and '_')"
-    if kind == "value_error":
-        return str(ctx.get("error", err["msg"]))
+    kind, value = err["type"], err.get("input")
+    if kind in _TYPES:
+        return _type_error(kind, value, err["loc"])
+    special = _DESCRIBERS.get(kind)
+    if special is not None:
+        return special(err, model)
     return f"{err['msg']} (got {_shown(value)})"
+
+
+def _type_error(kind: str, value: Any, loc: Sequence[int | str]) -> str:
+    what, expected = _TYPES[kind]
+    key = loc[-1] if loc else ""
+    if expected == "a list" and key in _LIST_OF:
+        expected = f"a list of {_LIST_OF[str(key)]}"
+    head = "is empty" if value is None else what.format(_shown(value))
+    hint = ""
+    if kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        hint = "; put it in quotes, e.g. '1.0.0'" if key == "version" else "; put it in quotes"
+    return f"{head} (expected {expected}{hint})"
+
+
+def _extra(err: ErrorDetails, model: type[BaseModel]) -> str:
+    key = str(err["loc"][-1])
+    return f"unknown key {key!r} ({_allowed_hint(model_at(model, err['loc'][:-1]), key)})"
+
+
+def _out_of_range(err: ErrorDetails, model: type[BaseModel]) -> str:
+    bound = next(iter((err.get("ctx") or {}).values()))
+    return f"{_shown(err.get('input'))} is out of range (expected a number {_BOUNDS[err['type']]} {bound})"
+
+
+def _not_allowed(err: ErrorDetails, model: type[BaseModel]) -> str:
+    value = err.get("input")
+    expected = str((err.get("ctx") or {}).get("expected", "")).replace("'", "")
+    choices = [e.strip() for e in expected.replace(" or ", ",").split(",")]
+    close = difflib.get_close_matches(str(value), choices, 1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{_shown(value)} is not allowed (expected one of: {expected}{hint})"
+
+
+def _pattern(err: ErrorDetails, model: type[BaseModel]) -> str:
+    key = err["loc"][-1] if err["loc"] else ""
+    what, expected = _PATTERNS.get(str(key), _ID_PATTERN)
+    return f"{_shown(err.get('input'))} is not {what} (expected {expected})"
+
+
+def _value_error(err: ErrorDetails, model: type[BaseModel]) -> str:
+    return str((err.get("ctx") or {}).get("error", err["msg"]))
+
+
+def _length(err: ErrorDetails, model: type[BaseModel]) -> str:
+    ctx = err.get("ctx") or {}
+    if err["type"] == "string_too_short":
+        return "is empty (expected some text)"
+    if err["type"] == "too_short":
+        return f"has too few items (expected at least {ctx.get('min_length')})"
+    return f"has too many items (expected at most {ctx.get('max_length')})"
+
+
+_DESCRIBERS: dict[str, Callable[[ErrorDetails, type[BaseModel]], str]] = {
+    "extra_forbidden": _extra,
+    "missing": lambda err, model: "missing required key (add it)",
+    **dict.fromkeys(_BOUNDS, _out_of_range),
+    "literal_error": _not_allowed,
+    "enum": _not_allowed,
+    "string_pattern_mismatch": _pattern,
+    "value_error": _value_error,
+    "string_too_short": _length,
+    "too_short": _length,
+    "too_long": _length,
+}
 
 
 def _allowed_hint(owner: type[BaseModel] | None, key: str) -> str:

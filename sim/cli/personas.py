@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 from ruamel.yaml import YAML
 
 from sim.cast import CastSlot, draft_person
@@ -53,7 +54,7 @@ def show(person_id: str, paths: WorldPaths, as_json: bool) -> None:
         print_json({**person.model_dump(mode="json", by_alias=True), "ties": ties})
         return
     out = console()
-    out.print(f"[bold]{person.name}[/bold] ({person.id}) — known to the learner as {person.known_as!r}")
+    out.print(Text.assemble((person.name, "bold"), f" ({person.id}) — known to the learner as {person.known_as!r}"))
     out.print(
         f"role {person.role}{f', {person.kinship}' if person.kinship else ''}; age {person.age or 'the learner'}; "
         f"stages {', '.join(person.stages) or 'all'}; pronouns {person.pronouns}"
@@ -63,10 +64,11 @@ def show(person_id: str, paths: WorldPaths, as_json: bool) -> None:
     out.print(f"values: {', '.join(person.values) or '-'}")
     out.print(
         f"voice: {person.voice.tone}, {person.voice.vocabulary} vocabulary; "
-        f"catchphrases: {'; '.join(person.voice.catchphrases) or '-'}"
+        f"catchphrases: {'; '.join(person.voice.catchphrases) or '-'}",
+        markup=False,
     )
     if person.backstory:
-        out.print(f"backstory: {person.backstory}")
+        out.print(f"backstory: {person.backstory}", markup=False)
     for tie in ties:
         out.print(
             f"  {tie['kind']} {tie['to']} (closeness {tie['closeness']:.2f}{'' if tie['declared'] else ', derived'})"
@@ -80,9 +82,13 @@ def validate(paths: WorldPaths) -> None:
     world = load_world(paths)
     n_learners = len(learners(world.graph))
     click.echo(
-        f"ok: {len(world.personas)} personas ({n_learners} learner{'s' if n_learners != 1 else ''}), "
-        f"{world.graph.number_of_edges()} relationship edges, no problems"
+        f"ok: {_count(len(world.personas), 'persona')} ({_count(n_learners, 'learner')}), "
+        f"{_count(world.graph.number_of_edges(), 'relationship edge')}, no problems"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @personas.command()

@@ -9,10 +9,11 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from sim.cli.options import console, json_option, print_json, world_options
 from sim.errors import UsageError
-from sim.scenarios import Pack, Scene
+from sim.scenarios import Pack, Scene, find_packs
 from sim.world import World, WorldPaths, load_world
 
 packs_argument = click.argument("packs", nargs=-1, type=click.Path(path_type=Path))
@@ -54,7 +55,7 @@ def list_(packs: tuple[Path, ...], paths: WorldPaths, as_json: bool) -> None:
     console().print(table)
     by_stage = Counter(r["stage"] for r in rows)
     click.echo(
-        f"{len(rows)} scenes in {len(world.packs)} packs; by stage: "
+        f"{_count(len(rows), 'scene')} in {_count(len(world.packs), 'pack')}; by stage: "
         + ", ".join(f"{s.id} {by_stage[s.id]}" for s in world.stages.stages)
     )
 
@@ -66,10 +67,7 @@ def list_(packs: tuple[Path, ...], paths: WorldPaths, as_json: bool) -> None:
 def show(target: str, paths: WorldPaths, as_json: bool) -> None:
     """Show a pack (PACK) or one scene (PACK/SCENE) in full."""
     pack_id, _, scene_id = target.partition("/")
-    world = load_world(paths, [paths.scenarios / pack_id]) if (paths.scenarios / pack_id).is_dir() else None
-    if world is None:
-        raise UsageError(f"no pack {pack_id!r} in {paths.scenarios} (see `sim scenarios list`)")
-    pack = world.pack(pack_id)
+    pack = _load_one(paths, pack_id)
     if not scene_id:
         _show_pack(pack, as_json)
         return
@@ -88,7 +86,22 @@ def validate(packs: tuple[Path, ...], paths: WorldPaths) -> None:
     """Check packs against the stages, values and personas; exit 2 listing every problem."""
     world = load_packs(paths, packs)
     n_scenes = sum(len(p.scenes) for p in world.packs)
-    click.echo(f"ok: {len(world.packs)} packs, {n_scenes} scenes, {len(world.personas)} personas, no problems")
+    counts = [_count(len(world.packs), "pack"), _count(n_scenes, "scene"), _count(len(world.personas), "persona")]
+    click.echo(f"ok: {', '.join(counts)}, no problems")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _load_one(paths: WorldPaths, pack_id: str) -> Pack:
+    """The pack named on the command line, checked with the world; a misspelt name gets a did-you-mean."""
+    if (paths.scenarios / pack_id).is_dir():
+        return load_world(paths, [paths.scenarios / pack_id]).pack(pack_id)
+    names = [p.name for p in find_packs(paths.scenarios)]
+    close = difflib.get_close_matches(pack_id, names, 1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise UsageError(f"no pack {pack_id!r} in {paths.scenarios} ({hint}see `sim scenarios list`)")
 
 
 def _scene_summary(world: World, pack: Pack, index: int, scene: Scene) -> dict[str, Any]:
@@ -111,10 +124,10 @@ def _show_pack(pack: Pack, as_json: bool) -> None:
         print_json(pack.model_dump(mode="json", by_alias=True))
         return
     out = console()
-    out.print(f"[bold]{pack.title}[/bold] ({pack.id} {pack.version})")
-    out.print(pack.description)
+    out.print(Text.assemble((pack.title, "bold"), f" ({pack.id} {pack.version})"))
+    out.print(pack.description, markup=False)
     for i, scene in enumerate(pack.scenes, 1):
-        out.print(f"  {i:2d}. {scene.id} [{scene.stage}] {scene.title} — {', '.join(scene.values)}")
+        out.print(f"  {i:2d}. {scene.id} [{scene.stage}] {scene.title} — {', '.join(scene.values)}", markup=False)
 
 
 def _show_scene(scene: Scene, as_json: bool) -> None:
@@ -122,12 +135,12 @@ def _show_scene(scene: Scene, as_json: bool) -> None:
         print_json(scene.model_dump(mode="json", by_alias=True))
         return
     out = console()
-    out.print(
-        f"[bold]{scene.title}[/bold] ({scene.id}) — stage {scene.stage}; values {', '.join(scene.values)}; "
-        f"the learner as {scene.learner_role}"
+    about = (
+        f" ({scene.id}) — stage {scene.stage}; values {', '.join(scene.values)}; the learner as {scene.learner_role}"
     )
-    out.print(f"setting: {scene.setting.place}, {scene.setting.time}: {scene.setting.situation}")
-    out.print(f"objective: {scene.objective}")
+    out.print(Text.assemble((scene.title, "bold"), about))
+    out.print(f"setting: {scene.setting.place}, {scene.setting.time}: {scene.setting.situation}", markup=False)
+    out.print(f"objective: {scene.objective}", markup=False)
     for slot in scene.cast:
         out.print(
             f"cast {slot.slot}: {slot.role}"
