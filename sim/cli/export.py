@@ -73,7 +73,7 @@ def export(
         overwrite=overwrite,
     )
     with _progress() as bar:
-        task = bar.add_task("writing shards", total=None)
+        task = bar.add_task("rendering and numbering the records", total=None)
 
         def advance(shard: Shard) -> None:
             bar.update(task, advance=1, description=shard.name)
@@ -110,6 +110,7 @@ def _print_summary(result: ExportResult, fmt: str) -> None:
     else:
         builder = "parquet" if fmt == "parquet" else "json"
         out.print(
-            f'next: datasets.load_dataset("{builder}", data_files="{where}/train-*.{fmt}", split="train")',
+            f'next: datasets.load_dataset("{builder}", data_files=sorted(glob.glob("{where}/train-*.{fmt}")), '
+            'split="train")',
             markup=False,
         )

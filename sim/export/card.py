@@ -124,8 +124,8 @@ def _summary(stats: Stats, info: CardInfo) -> str:
     order = ORDER_DESCRIPTIONS[info.order].format(seed=info.seed)
     return (
         "# raising-sim training corpus\n\n"
-        'Training text written by raising-sim: a persistent learner "I" living social scenes '
-        "from early childhood to young adulthood, told in the first person.\n\n"
+        'Training text written by raising-sim: a persistent learner "I" growing up through social scenes, '
+        "told in the first person.\n\n"
         f"- **Records:** {stats.records:,} ({stats.words:,} words, {stats.tokens:,} tokens) in "
         f"{len(info.shards):,} {info.fmt} shard{'s' if len(info.shards) != 1 else ''}\n"
         f"- **Order:** `{info.order}`: {order}. The shard names sort in this order.\n"
@@ -202,5 +202,5 @@ def _loading_code(info: CardInfo) -> str:
         f"import glob\n\nimport datasets\nimport duckdb\n{imports}\n\n"
         f"table = {arrow}\n"
         f"rows = duckdb.sql(\"SELECT * FROM {reader}('{sql}')\")\n"
-        f'ds = datasets.load_dataset({json.dumps(builder)}, data_files={py}, split="train")\n'
+        f'ds = datasets.load_dataset({json.dumps(builder)}, data_files=sorted(glob.glob({py})), split="train")\n'
     )

@@ -121,14 +121,14 @@ def load_tokenizer(path: Path) -> Any:
     Raises:
         UsageError: the `tokenizers` package is not installed, or the file is missing or not a tokenizer.
     """
+    if not path.is_file():
+        raise UsageError(f"--tokenizer {display_path(path)}: no such file (expected a Hugging Face tokenizer.json)")
     try:
         from tokenizers import Tokenizer
     except ImportError:
         raise UsageError(
             "--tokenizer needs the optional `tokenizers` package: pip install 'raising-sim[tokenizers]'"
         ) from None
-    if not path.is_file():
-        raise UsageError(f"--tokenizer {display_path(path)}: no such file (expected a Hugging Face tokenizer.json)")
     try:
         return Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a bare Exception for every kind of bad file
