@@ -30,6 +30,7 @@ from sim.backends import Backend, create
 from sim.curriculum import SceneJob, plan
 from sim.engine import SceneRun, SceneState, build_scene_graph
 from sim.learner import LearnerState, SceneEffect, apply, initial_state
+from sim.rendering import dialogue, learner_words
 from sim.store.db import connect, run_lock
 from sim.store.trajectories import SceneRecord, done_keys, finish_run, start_run, stored_effects, write_scenes
 from sim.world import World
@@ -248,6 +249,7 @@ def record(scene: SceneRun) -> SceneRecord:
     job, effect = scene.job, scene.effect
     if effect is None:
         raise ValueError(f"scene {job.ref} finished without updating the learner")
+    spoken = learner_words(scene.turns)
     row: dict[str, Any] = {
         "scene_key": job.key,
         "learner": job.learner,
@@ -269,6 +271,9 @@ def record(scene: SceneRun) -> SceneRecord:
         "opening": scene.opening,
         "reflection": scene.reflection,
         "memories_recalled": [m.scene_key for m in scene.memories],
+        "dialogue": dialogue(scene.turns),
+        "learner_words": spoken[0],
+        "learner_turns": spoken[1],
         "turn_count": len(scene.turns),
         "repairs": sum(t.repairs for t in scene.turns),
         "status": "done",

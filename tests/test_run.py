@@ -208,7 +208,7 @@ def _stored_scenes(db: Path) -> int:
 
 def test_killed_run_completes_on_the_next_invocation(shipped_world: Path) -> None:
     packs = ["scenarios/first-steps", "scenarios/school-days"]
-    args = [sys.executable, "-m", "sim", "run", *packs, "--variations", "12", "--db", "k.duckdb"]
+    args = [sys.executable, "-m", "sim", "run", *packs, "--variations", "24", "--db", "k.duckdb"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -217,13 +217,13 @@ def test_killed_run_completes_on_the_next_invocation(shipped_world: Path) -> Non
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = _stored_scenes(Path("k.duckdb"))
-    assert 0 < partial < 240
+    assert 0 < partial < 480
     finished = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
-    assert f"{240 - partial} scenes lived, {partial} already stored" in finished.stdout
-    assert run_cli("run", *packs, "--variations", "12", "--db", "clean.duckdb").exit_code == 0
+    assert f"{480 - partial} scenes lived, {partial} already stored" in finished.stdout
+    assert run_cli("run", *packs, "--variations", "24", "--db", "clean.duckdb").exit_code == 0
     assert transcript(Path("k.duckdb")) == transcript(Path("clean.duckdb"))
     assert count(Path("k.duckdb"), "SELECT count(*) - count(DISTINCT (scene_key, turn_index)) FROM turns") == 0
-    assert count(Path("k.duckdb"), "SELECT count(*) FROM scenes") == 240
+    assert count(Path("k.duckdb"), "SELECT count(*) FROM scenes") == 480
     assert count(Path("k.duckdb"), "SELECT count(*) FROM runs WHERE status = 'interrupted'") == 1
 
 

@@ -52,3 +52,33 @@ def test_read_only_open_of_a_missing_database_says_what_to_do(tmp_path: Path) ->
     expected = r"no database at .*missing.duckdb \(run `sim run scenarios/<pack>` first"
     with pytest.raises(StoreError, match=expected), connect(tmp_path / "missing.duckdb", read_only=True):
         pass
+
+
+def test_oldest_to_latest_keeps_the_training_text(tmp_path: Path) -> None:
+    """A database made before m003 (dialogue aggregated in the view) reads the same after migrating."""
+    from datetime import datetime
+
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE _migrations (id INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)")
+    for number, migration in enumerate(MIGRATIONS[:2], 1):
+        migration(con)
+        con.execute("INSERT INTO _migrations VALUES (?, ?, ?)", [number, migration.__name__, datetime(2026, 1, 1)])
+    now = datetime(2026, 1, 1)
+    con.execute(
+        "INSERT INTO scenes VALUES ('k1', 'r1', 'sam', 'p', '1.0', 's', 0, 0, 'toddler', 0, 0, 0, 2, 'T', ['kindness'],"
+        " 'grandchild', '{}', '{}', 'I am two.', 'I smiled.', [], 2, 0, 'done', 'scripted', 'm', ?, ?, '{}')",
+        [now, now])
+    con.executemany("INSERT INTO turns VALUES ('k1', ?, ?, ?, ?, 'x', ?, 0, 0, 'i', 0, 1.0)", [
+        [0, "gp", "Grandpa", "family", "Be kind, sprout."],
+        [1, "sam", "I", "learner", "Okay Grandpa."],
+    ])
+    before = con.execute("SELECT text, learner_words, learner_turns FROM training_text").fetchall()
+    con.close()
+    with connect(db) as con:
+        after = con.execute("SELECT text, learner_words, learner_turns FROM training_text").fetchall()
+        applied = [r[0] for r in con.execute("SELECT name FROM _migrations ORDER BY id").fetchall()]
+        stored = con.execute("SELECT dialogue FROM scenes").fetchone()
+    assert applied == [m.__name__ for m in MIGRATIONS]
+    assert before == after == [("I am two.\n\nGrandpa: Be kind, sprout.\nI: Okay Grandpa.\n\nI smiled.", 2, 1)]
+    assert stored == ("Grandpa: Be kind, sprout.\nI: Okay Grandpa.",)

@@ -207,6 +207,10 @@ def m002_training_text(con: duckdb.DuckDBPyConnection) -> None:
         FROM rendered
     """)
     con.execute("CREATE VIEW training_text AS SELECT * FROM training_text_styled('scripted')")
+    _comment_training_text(con)
+
+
+def _comment_training_text(con: duckdb.DuckDBPyConnection) -> None:
     _comment(con, "training_text", "View: one row per scene, its training text (style `scripted`) and metadata, "
              "numbered in curriculum order. `FROM training_text_styled('dialogue')` gives the dialogue-only style.", {
         "id": "The scene_key: a stable id for the record.",
@@ -223,4 +227,51 @@ def m002_training_text(con: duckdb.DuckDBPyConnection) -> None:
     })
 
 
-MIGRATIONS: list[Migration] = [m001_trajectories, m002_training_text]
+
+def m003_stored_dialogue(con: duckdb.DuckDBPyConnection) -> None:
+    """Keep each scene's dialogue with the scene, so training text needs no aggregation over turns.
+
+    m002 aggregated turns per scene in the view; DuckDB cannot spill an ordered string_agg, so
+    exporting a corpus larger than memory failed. The dialogue lines are now rendered once, when a
+    scene is stored (`sim.rendering`), and the view only concatenates a scene's stored parts.
+    """
+    con.execute("ALTER TABLE scenes ADD COLUMN dialogue VARCHAR")
+    con.execute("ALTER TABLE scenes ADD COLUMN learner_words INTEGER")
+    con.execute("ALTER TABLE scenes ADD COLUMN learner_turns INTEGER")
+    con.execute("""
+        UPDATE scenes SET dialogue = d.lines, learner_words = d.words, learner_turns = d.turns
+        FROM (SELECT scene_key, string_agg(speaker_label || ': ' || text, chr(10) ORDER BY turn_index) AS lines,
+                     coalesce(sum(CASE WHEN role = 'learner' THEN len(string_split(trim(text), ' ')) END), 0) AS words,
+                     count(*) FILTER (WHERE role = 'learner') AS turns
+              FROM turns GROUP BY scene_key) AS d
+        WHERE scenes.scene_key = d.scene_key""")
+    con.execute("DROP VIEW training_text")
+    con.execute("DROP MACRO TABLE training_text_styled")
+    con.execute("""
+        CREATE MACRO training_text_styled(style) AS TABLE
+        SELECT scene_key AS id, text, learner, stage, stage_rank, age, pack, pack_version, scene, variation, seed,
+               "values", "cast", turn_count, len(string_split(trim(text), ' ')) AS word_count,
+               learner_words, learner_turns, backend, model, title, learner_role,
+               row_number() OVER (
+                   PARTITION BY learner ORDER BY stage_rank, age, depth, position, pack, variation, seed
+               ) AS curriculum_position
+        FROM (SELECT *,
+                     CASE style
+                         WHEN 'scripted' THEN opening || chr(10) || chr(10) || dialogue
+                                              || CASE WHEN reflection = '' THEN ''
+                                                      ELSE chr(10) || chr(10) || reflection END
+                         WHEN 'dialogue' THEN dialogue
+                         ELSE error('unknown training text style ' || style || ' (expected scripted or dialogue)')
+                     END AS text
+              FROM scenes)
+    """)
+    con.execute("CREATE VIEW training_text AS SELECT * FROM training_text_styled('scripted')")
+    _comment_training_text(con)
+    _comment(con, "scenes", "One row per lived scene; written atomically with its turns.", {
+        "dialogue": "The dialogue as training text: one `Label: line` per turn, the learner as `I` (sim.rendering).",
+        "learner_words": "Words the learner said in the scene.",
+        "learner_turns": "Turns the learner spoke in the scene.",
+    })
+
+
+MIGRATIONS: list[Migration] = [m001_trajectories, m002_training_text, m003_stored_dialogue]

@@ -1,0 +1,80 @@
+"""Peak memory and time of `sim export` as the corpus grows: memory should stay flat.
+
+Builds synthetic corpora by replicating the shipped packs' scenes (new keys and variations) to N scenes,
+exports each to Parquet in a fresh process, and prints peak RSS. Usage: python bench/bench_export.py
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+REPO = Path(__file__).resolve().parent.parent
+SIZES = (20_000, 200_000)
+
+
+def seed_corpus(work: Path) -> Path:
+    db = work / "seed.duckdb"
+    packs = [str(p.parent) for p in sorted((REPO / "scenarios").glob("*/pack.yaml"))]
+    subprocess.run([sys.executable, "-m", "sim", "run", *packs, "--variations", "2", "--db", str(db)],
+                   cwd=REPO, check=True, capture_output=True)
+    return db
+
+
+def grow(seed: Path, target: Path, scenes: int) -> None:
+    shutil.copy(seed, target)
+    con = duckdb.connect(str(target))
+    have = con.execute("SELECT count(*) FROM scenes").fetchone()[0]
+    copies = scenes // have
+    con.execute(f"""
+        INSERT INTO scenes BY NAME
+        SELECT * REPLACE (scene_key || '-' || c AS scene_key, variation + 1000 * c AS variation)
+        FROM scenes, range(1, {copies}) AS r(c)""")
+    con.close()
+
+
+MEASURE = (
+    "import resource, runpy, sys\n"
+    "sys.argv = ['sim', *sys.argv[1:]]\n"
+    "try:\n    runpy.run_module('sim', run_name='__main__')\n"
+    "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+)
+
+
+def export_peak_mb(db: Path, out: Path) -> tuple[float, float]:
+    """Peak RSS (MB) of one `sim export` process, and its wall time."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, "export", "--db", str(db), "--out", str(out), "--format", "parquet"],
+        cwd=REPO, check=True, capture_output=True, text=True)
+    return int(done.stderr.strip().splitlines()[-1]) / 1024, time.perf_counter() - started
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        seed = seed_corpus(work)
+        peaks = []
+        for size in SIZES:
+            db = work / f"c{size}.duckdb"
+            grow(seed, db, size)
+            peak, seconds = export_peak_mb(db, work / f"out{size}")
+            peaks.append(peak)
+            print(f"export {size:,} scenes: peak {peak:,.0f} MB, {seconds:.1f}s")
+            print(json.dumps({"bench": "export", "metric": "peak_rss_mb", "scenes": size, "value": round(peak, 1),
+                              "seconds": round(seconds, 2)}))
+        ratio = peaks[-1] / peaks[0]
+        print(f"peak ratio {SIZES[-1]:,} vs {SIZES[0]:,} scenes: {ratio:.2f}x")
+        print(json.dumps({"bench": "export", "metric": "peak_rss_ratio", "value": round(ratio, 3)}))
+
+
+if __name__ == "__main__":
+    main()
