@@ -35,7 +35,8 @@ def grow(seed: Path, target: Path, scenes: int) -> None:
     copies = scenes // have
     con.execute(f"""
         INSERT INTO scenes BY NAME
-        SELECT * REPLACE (scene_key || '-' || c AS scene_key, variation + 1000 * c AS variation)
+        SELECT * EXCLUDE (scene_key, variation, c), scene_key || '-' || c AS scene_key,
+               variation + 1000 * c AS variation
         FROM scenes, range(1, {copies}) AS r(c)""")
     con.close()
 

@@ -37,6 +37,7 @@ from sim.world import World
 
 AUTO_WORKERS_MIN_SCENES = 400  # below this, starting worker processes costs more than it saves
 FLUSH_SCENES = 256
+FLUSH_TURNS = 20_000  # long scenes flush sooner, so a batch fits the writer's memory limit
 FLUSH_SECONDS = 2.0
 
 
@@ -298,6 +299,7 @@ class BatchWriter:
     def __init__(self, db: Path, run_id: str) -> None:
         self.db, self.run_id = db, run_id
         self._buffer: list[SceneRecord] = []
+        self._turns = 0
         self._last = time.monotonic()
 
     def stored_effects(self, learner: str, variations: list[int]) -> dict[int, list[str]]:
@@ -309,7 +311,9 @@ class BatchWriter:
     def add(self, scene: SceneRecord) -> None:
         """Queue a finished scene; write when the batch is full or old enough."""
         self._buffer.append(scene)
-        if len(self._buffer) >= FLUSH_SCENES or time.monotonic() - self._last > FLUSH_SECONDS:
+        self._turns += len(scene.turns)
+        full = len(self._buffer) >= FLUSH_SCENES or self._turns >= FLUSH_TURNS
+        if full or time.monotonic() - self._last > FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
@@ -318,6 +322,7 @@ class BatchWriter:
             with connect(self.db) as con:
                 write_scenes(con, self._buffer, self.run_id)
             self._buffer.clear()
+            self._turns = 0
         self._last = time.monotonic()
 
     def close(self, status: str, error: str | None) -> None:

@@ -87,11 +87,16 @@ def export_corpus(options: ExportOptions, progress: Callable[[Shard], None] | No
     return ExportResult(options.out, planned, stats, method)
 
 
+EXPORT_MEMORY = "512MB"
+
+
 def _write(
     con: duckdb.DuckDBPyConnection, options: ExportOptions, stages: tuple[str, ...], work: Path, tokenizer: Any
 ) -> tuple[list[Shard], list[dict[str, Any]], Stats]:
     spill = str(work / "duckdb").replace("'", "''")
     con.execute(f"SET temp_directory = '{spill}'")  # DuckDB's spill files stay inside the output too
+    # Cap DuckDB's working memory so it spills to disk instead: memory stays flat as the corpus grows.
+    con.execute(f"SET memory_limit = '{EXPORT_MEMORY}'")
     token_sql = query.register_tokenizer(con, tokenizer) if tokenizer is not None else query.estimate_sql()
     records = query.build_rows(
         con, style=options.style, order=options.order, seed=options.seed, stages=stages, token_sql=token_sql

@@ -23,6 +23,9 @@ from sim.store.migrations import MIGRATIONS
 
 DEFAULT_DB = Path("outputs/raising.duckdb")
 LOCK_WAIT_S = 30.0
+# A writer holds only one batch at a time; without a limit DuckDB keeps every block it touched cached
+# (up to 80% of RAM), so a run's memory would grow with the database instead of staying flat.
+WRITER_MEMORY = "32MB"
 
 
 class StoreError(SimError):
@@ -71,7 +74,10 @@ def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection
     delay = 0.01
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            config: dict[str, str | bool | int | float | list[str]] = (
+                {} if read_only else {"memory_limit": WRITER_MEMORY}
+            )
+            return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
             message = str(exc)
             if "lock" not in message.lower():

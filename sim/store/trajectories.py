@@ -7,6 +7,7 @@ so the database holds all of a scene or none of it. Batches of finished scenes g
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -115,7 +116,8 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, *, ignor
         verb = "INSERT OR IGNORE" if ignore_existing else "INSERT"
         con.execute(f"{verb} INTO {name} ({columns}) SELECT {columns} FROM _batch")
     finally:
-        con.unregister("_batch")
+        with contextlib.suppress(duckdb.Error):  # after a failed insert the transaction is aborted
+            con.unregister("_batch")
 
 
 def done_keys(con: duckdb.DuckDBPyConnection, keys: Iterable[str]) -> set[str]:
