@@ -15,7 +15,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, PlainSerializer, WithJs
 
 from sim.errors import ConfigError, Problem, display_path
 from sim.stages import Id
-from sim.yamlio import Document, Spec, line_of, read_yaml, validate
+from sim.yamlio import Document, Spec, check_id_matches, read_yaml, validate
 
 Role = Literal["learner", "teacher", "peer", "family", "community"]
 Kinship = Literal[
@@ -249,14 +249,7 @@ def load_persona(path: Path) -> Document[Persona]:
             f"file name {path.stem!r} is not a valid persona id (rename the "
             "file using lowercase letters, digits, '-' and '_')",
         )
-    if isinstance(tree, dict) and tree.get("id", path.stem) != path.stem:
-        line, _ = line_of(tree, ("id",))
-        raise ConfigError.single(
-            shown,
-            line,
-            "id",
-            f"id {tree['id']!r} does not match the file name (expected {path.stem!r}, or remove the id key)",
-        )
+    check_id_matches(tree, shown, path.stem, "file name")
     doc = Document(validate(Persona, tree, shown, defaults={"id": path.stem}), shown, tree)
     problems = check_persona(doc)
     if problems:

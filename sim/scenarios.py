@@ -15,7 +15,7 @@ from pydantic import Field
 from sim.cast import CastSlot
 from sim.errors import ConfigError, display_path
 from sim.stages import Id
-from sim.yamlio import Document, Spec, line_of, read_yaml, validate
+from sim.yamlio import Document, Spec, check_id_matches, read_yaml, validate
 
 PACK_FILE = "pack.yaml"
 LEARNER = "learner"
@@ -110,13 +110,6 @@ def load_pack(path: Path) -> Document[Pack]:
         )
     stem = file.parent.name
     shown, tree = display_path(file), read_yaml(file)
-    if isinstance(tree, dict) and tree.get("id", stem) != stem:
-        line, _ = line_of(tree, ("id",))
-        raise ConfigError.single(
-            shown,
-            line,
-            "id",
-            f"id {tree['id']!r} does not match the directory name (expected {stem!r}, or remove the id key)",
-        )
+    check_id_matches(tree, shown, stem, "directory name")
     defaults = {"id": stem} if _ID.match(stem) else {}
     return Document(validate(Pack, tree, shown, defaults=defaults), shown, tree)

@@ -226,6 +226,18 @@ def problems_from(exc: ValidationError, tree: Any, shown: str, model: type[BaseM
     return problems
 
 
+def check_id_matches(tree: Any, shown: str, expected: str, source: str) -> None:
+    """An `id:` key may restate the id a file gets from its name (`source`), but must not contradict it.
+
+    Raises:
+        ConfigError: the file's `id:` differs from `expected`.
+    """
+    if isinstance(tree, dict) and tree.get("id", expected) != expected:
+        line, _ = line_of(tree, ("id",))
+        raise ConfigError.single(shown, line, "id", f"id {escape(repr(tree['id']))} does not match the {source} "
+                                 f"(expected {expected!r}, or remove the id key)")
+
+
 def load_model(model: type[M], path: Path, *, context: dict[str, Any] | None = None) -> M:
     """Read and validate one YAML file into `model`."""
     return load_document(model, path, context=context).model
