@@ -9,10 +9,9 @@ follow-on chain, so they can run at the same time and still give the same result
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import groupby
 
 from sim.scenarios import Pack, Scene
 from sim.world import World
@@ -126,9 +125,3 @@ def _depth(ref: str, scenes: ScenesByRef, seen: frozenset[str] = frozenset()) ->
     stage = scenes[ref][2].stage
     parents = [p for p in _parents(ref, scenes) if p in scenes and scenes[p][2].stage == stage and p not in seen]
     return max((1 + _depth(p, scenes, seen | {ref}) for p in parents), default=0)
-
-
-def epochs(jobs: Iterable[SceneJob]) -> list[list[SceneJob]]:
-    """Jobs grouped by stage, youngest first, each in curriculum order."""
-    ordered = sorted(jobs, key=lambda j: j.order)
-    return [list(group) for _, group in groupby(ordered, key=lambda j: j.stage_rank)]

@@ -272,5 +272,3 @@ def _check_kinship_word(graph: nx.MultiDiGraph, doc: Document[Persona]) -> list[
         )
     ]
 
-
-RELATION_KINDS: tuple[RelationKind, ...] = tuple(sorted(INVERSE))  # type: ignore[arg-type]

@@ -100,7 +100,7 @@ def run(world: World, options: RunOptions, progress: Progress | None = None) -> 
         writer = BatchWriter(options.db, summary.run_id)
         started = time.perf_counter()
         try:
-            _live(world, options, todo, writer, summary, progress)
+            _live(world, options, backend, todo, writer, summary, progress)
             summary.status = "done"
         finally:
             summary.seconds = time.perf_counter() - started
@@ -113,6 +113,7 @@ def run(world: World, options: RunOptions, progress: Progress | None = None) -> 
 def _live(
     world: World,
     options: RunOptions,
+    backend: Backend,
     todo: Sequence[SceneJob],
     writer: BatchWriter,
     summary: RunSummary,
@@ -120,7 +121,7 @@ def _live(
 ) -> None:
     stored = writer.stored_effects(options.learner, sorted({j.variation for j in todo}))
     lines = [(jobs, stored.pop(variation, [])) for variation, jobs in _by_variation(todo)]
-    for records in _lived_lines(world, options, lines):
+    for records in _lived_lines(world, options, backend, lines):
         for rec in records:
             writer.add(rec)
             stage = rec.scene["stage"]
@@ -134,11 +135,13 @@ def _live(
 LineTask = tuple[list[SceneJob], list[str]]
 
 
-def _lived_lines(world: World, options: RunOptions, lines: list[LineTask]) -> Iterator[list[SceneRecord]]:
+def _lived_lines(
+    world: World, options: RunOptions, backend: Backend, lines: list[LineTask]
+) -> Iterator[list[SceneRecord]]:
     """Live each life line, in this process or spread over worker processes; yields each line's records."""
     workers = worker_count(options.workers, sum(len(jobs) for jobs, _ in lines), len(lines))
     if workers <= 1:
-        graph, backend = build_scene_graph().compile(), create(options.backend, model=options.model)
+        graph = build_scene_graph().compile()
         for jobs, stored in lines:
             yield from ([rec] for rec in live_line(graph, world, backend, jobs, stored))
         return

@@ -20,7 +20,7 @@ from sim.errors import ConfigError, Problem, display_path
 from sim.pack_checks import check_follow_loops, check_pack, scene_index, unknown
 from sim.persona_graph import build_graph, check_graph
 from sim.personas import Persona, declared_targets, load_persona, persona_files
-from sim.scenarios import Pack, Scene, find_packs, load_pack
+from sim.scenarios import Pack, find_packs, load_pack
 from sim.stages import StageList, load_stages
 from sim.values import ValueList, load_values
 from sim.yamlio import ROOT, Document
@@ -65,11 +65,6 @@ class World:
     def graph(self) -> nx.MultiDiGraph:
         """The persona graph derived from the personas."""
         return build_graph(self.personas.values())
-
-    @cached_property
-    def scenes(self) -> dict[tuple[str, str], Scene]:
-        """Every loaded scene keyed by (pack, scene)."""
-        return {(p.id, s.id): s for p in self.packs for s in p.scenes}
 
     def pack(self, pack_id: str) -> Pack:
         """A loaded pack by id."""

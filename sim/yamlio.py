@@ -238,11 +238,6 @@ def check_id_matches(tree: Any, shown: str, expected: str, source: str) -> None:
                                  f"(expected {expected!r}, or remove the id key)")
 
 
-def load_model(model: type[M], path: Path, *, context: dict[str, Any] | None = None) -> M:
-    """Read and validate one YAML file into `model`."""
-    return load_document(model, path, context=context).model
-
-
 @dataclass(frozen=True)
 class Document(Generic[M]):
     """A validated model with the file it came from, so later checks can point at its lines."""

@@ -16,7 +16,6 @@ import random
 from faker import Faker
 
 from sim.backends.base import Request, Utterance
-from sim.learner import Memory
 from sim.personas import Persona
 from sim.placeholders import fill, in_words
 
@@ -70,7 +69,7 @@ class ScriptedBackend:
     def _opening(self, request: Request, seed: int) -> str:
         text = fill(request.scene.opening, self._values(request, seed))
         if request.memories:
-            text += f" I remember when {sentence(_summary(request.memories[0]))}"
+            text += f" I remember when {sentence(request.memories[0].summary)}"
         return text
 
     def _reflection(self, request: Request, seed: int, rng: random.Random) -> str:
@@ -78,7 +77,7 @@ class ScriptedBackend:
         text = fill(template, self._values(request, seed))
         older = [m for m in request.memories if m.stage_rank < request.stage_rank]
         if older and rng.random() < 0.8:
-            text += f" It made me think of the time {_summary(older[0])} I was {in_words(older[0].age)} then."
+            text += f" It made me think of the time {older[0].summary} I was {in_words(older[0].age)} then."
         return text
 
     def _turn(self, request: Request, seed: int, rng: random.Random) -> Utterance:
@@ -106,7 +105,7 @@ def _scene_values(request: Request, seed: int) -> dict[str, str]:
         "place": setting.place,
         "time": setting.time,
         "situation": setting.situation,
-        "memory": _summary(request.memories[0]) if request.memories else "the first time I tried",
+        "memory": request.memories[0].summary if request.memories else "the first time I tried",
         "food": rng.choice(FOODS),
         "animal": rng.choice(ANIMALS),
         "number": in_words(rng.randint(2, 12)),
@@ -140,10 +139,6 @@ def _pools() -> dict[str, tuple[str, ...]]:
 def sentence(text: str) -> str:
     """End a sentence with a full stop unless it already ends with punctuation."""
     return text if text.rstrip("\u201d\"'")[-1:] in ".!?" else f"{text}."
-
-
-def _summary(memory: Memory) -> str:
-    return memory.summary
 
 
 def _address_learner(speaker: Persona, learner: Persona, rng: random.Random) -> str:
