@@ -44,7 +44,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed
-	@for script in bench/*.py; do [ -e "$$script" ] || continue; $(BIN)/python "$$script" || exit 1; done
+	@for script in bench/bench_*.py; do [ -e "$$script" ] || continue; $(BIN)/python -m bench.$$(basename "$$script" .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

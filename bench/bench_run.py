@@ -1,13 +1,12 @@
 """End-to-end speed and memory of `sim run` on the scripted backend, against a bare LangGraph turn loop.
 
-Prints figures and one JSON line per figure. Usage: python bench/bench_run.py [--scenes N] [--memory]
+Prints figures and one JSON line per figure. Usage: python -m bench.bench_run [--scenes N] [--memory]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,8 @@ from typing import TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
+
+from bench.peak import PRINT_PEAK, peak_mb
 
 REPO = Path(__file__).resolve().parent.parent
 PACKS = sorted(p.parent for p in (REPO / "scenarios").glob("*/pack.yaml"))
@@ -79,12 +80,12 @@ def peak_rss_mb(scenes: int) -> float:
     """Peak memory of a whole run of `scenes` scenes, in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         code = (
-            f"import resource, sys; sys.path.insert(0, {str(REPO)!r}); from bench.bench_run import sim_run; "
+            f"import sys; sys.path.insert(0, {str(REPO)!r}); from bench.bench_run import sim_run; "
             f"from pathlib import Path; sim_run({scenes}, Path({str(Path(tmp) / 'm.duckdb')!r}), workers=1); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+            f"{PRINT_PEAK}"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024
+    return peak_mb(out.stderr)
 
 
 def emit(name: str, value: float, unit: str, **extra: object) -> None:
@@ -110,7 +111,6 @@ def main() -> None:
         emit("peak_rss_1000_scenes", small, "MB")
         emit("peak_rss_10000_scenes", large, "MB")
         emit("peak_rss_ratio_10k_to_1k", large / small, "x", target=1.2)
-    print(f"(resource self maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 
 
 if __name__ == "__main__":

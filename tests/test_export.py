@@ -154,6 +154,8 @@ def test_stage_filter_and_dialogue_style(corpus: Path) -> None:
     dialogue = {k: v for k, v in view(corpus, "dialogue").items() if v["stage"] in {"toddler", "early_childhood"}}
     assert sorted(r["id"] for r in rows) == sorted(dialogue)
     assert all(r["text"] == dialogue[r["id"]]["text"] for r in rows)
+    # numbered over the whole life, as in the view, not over the exported stages only
+    assert all(r["curriculum_position"] == dialogue[r["id"]]["curriculum_position"] for r in rows)
     assert not any(r["text"].startswith("I am ") for r in rows)  # no first-person opening in this style
     scripted = view(corpus)
     assert all(r["text"] != scripted[r["id"]]["text"] for r in rows)
@@ -366,9 +368,9 @@ def test_an_interrupted_export_leaves_no_shard_under_a_final_name(
     real = shards.write
     calls: list[str] = []
 
-    def write_then_stop(con: Any, shard: Any, fmt: str, path: Path) -> None:
+    def write_then_stop(con: Any, shard: Any, fmt: str, style: str, path: Path) -> None:
         calls.append(shard.name)
-        real(con, shard, fmt, path)
+        real(con, shard, fmt, style, path)
         if len(calls) == 2:
             raise KeyboardInterrupt
 
@@ -466,3 +468,56 @@ def test_a_damaged_database_is_reported_by_connect(corpus: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot open bad.duckdb as a DuckDB database (")
     assert not Path("out").exists()
+
+
+def test_running_out_of_memory_is_one_line_and_keeps_the_previous_export(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sim.export
+
+    ok(sim_export(corpus, "--out", "out", "--format", "parquet"))
+    before = digests(Path("out"))
+    monkeypatch.setattr(sim.export, "EXPORT_MEMORY", "1MB")  # DuckDB cannot even start a query in this
+    result = sim_export(corpus, "--out", "out", "--format", "parquet", "--shard-size", "7", "--overwrite")
+    assert result.exit_code == 1
+    assert re.fullmatch(
+        r"error: export failed while reading corpus\.duckdb \(Out of Memory Error: [^\n]*\); DuckDB spills to disk "
+        r"inside --out: free disk space there, or export fewer --stage at a time\. Nothing in --out was changed\n",
+        result.stderr.replace(str(corpus), "corpus.duckdb"),
+    ), result.stderr
+    assert "Traceback" not in result.output
+    assert digests(Path("out")) == before
+
+
+def test_shards_larger_than_a_batch_are_written_batch_by_batch_in_order(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sim.export import shards
+
+    ok(sim_export(corpus, "--out", "whole", "--format", "jsonl", "--shard-size", "30"))
+    monkeypatch.setattr(shards, "BATCH", 7)
+    for fmt in ("parquet", "jsonl", "txt"):
+        ok(sim_export(corpus, "--out", f"batched-{fmt}", "--format", fmt, "--shard-size", "30"))
+    expected = records(Path("whole"), "jsonl")
+    assert records(Path("batched-parquet")) == records(Path("batched-jsonl"), "jsonl") == expected
+    texts = "".join(p.read_text(encoding="utf-8") for p in sorted(Path("batched-txt").glob("train-*.txt")))
+    assert texts.split(shards.SEPARATOR)[:-1] == [r["text"] for r in expected]
+    first = pq.ParquetFile("batched-parquet/train-00000-of-" + f"{math.ceil(len(expected) / 30):05d}.parquet")
+    assert [first.metadata.row_group(i).num_rows for i in range(first.num_row_groups)] == [7, 7, 7, 7, 2]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["héllo  wörld!! 3.14 — ok", "", "   ", "日本語 テスト", "a\u00a0b", "x\u200by", "e\u0301t\u00e9",
+     "😀👍🏽 x\t\n\r\u3000y", "\u2028a\u2029b", "snake_case_9 can't", "I: Be kind, sprout.\n\nGrandpa: Ok!"],
+)  # fmt: skip
+def test_the_token_estimate_counts_the_matches_of_its_regex(text: str) -> None:
+    from sim.export.query import estimate_sql
+
+    con = duckdb.connect()
+    pattern = r"[\pL\pM\pN_]+|[^\pL\pM\pN_\s\pZ]"  # the documented regex
+    expected = con.execute(f"SELECT len(regexp_extract_all($t, '{pattern}'))", {"t": text}).fetchall()
+    counted = con.execute(f"SELECT {estimate_sql()} FROM (SELECT $t AS text)", {"t": text}).fetchall()
+    assert counted == expected
+    if "\u0301" not in text:  # Python's \w has no combining marks; elsewhere it is the same regex
+        assert counted == [(len(ESTIMATE.findall(text)),)]

@@ -74,9 +74,11 @@ def test_oldest_to_latest_keeps_the_training_text(tmp_path: Path) -> None:
         [1, "sam", "I", "learner", "Okay Grandpa."],
     ])
     before = con.execute("SELECT text, learner_words, learner_turns FROM training_text").fetchall()
+    every_field = con.execute("SELECT * FROM training_text_styled('dialogue')").fetchall()
     con.close()
     with connect(db) as con:
         after = con.execute("SELECT text, learner_words, learner_turns FROM training_text").fetchall()
+        assert con.execute("SELECT * FROM training_text_styled('dialogue')").fetchall() == every_field
         applied = [r[0] for r in con.execute("SELECT name FROM _migrations ORDER BY id").fetchall()]
         stored = con.execute("SELECT dialogue FROM scenes").fetchone()
     assert applied == [m.__name__ for m in MIGRATIONS]

@@ -23,7 +23,7 @@ from sim.export import card, outdir, query, shards
 from sim.export.card import Stats
 from sim.export.query import ORDERS, STYLES
 from sim.export.shards import FORMATS, SEPARATOR, Shard
-from sim.store.db import connect
+from sim.store.db import StoreError, connect
 
 __all__ = ["FORMATS", "ORDERS", "STYLES", "ExportOptions", "ExportResult", "export_corpus"]
 
@@ -74,7 +74,10 @@ def export_corpus(options: ExportOptions, progress: Callable[[Shard], None] | No
             parameters = _parameters(options, stages)
             previous = outdir.check(options.out, parameters, options.overwrite)
             work = outdir.scratch(options.out)
-            planned, files, stats = _write(con, options, stages, work, tokenizer)
+            try:
+                planned, files, stats = _write(con, options, stages, work, tokenizer, progress)
+            except duckdb.Error as exc:
+                raise StoreError(_failed(options, exc)) from None
         info = card.CardInfo(
             display_path(options.out), options.fmt, options.order, options.seed, options.style, stages, method, planned
         )
@@ -87,11 +90,17 @@ def export_corpus(options: ExportOptions, progress: Callable[[Shard], None] | No
     return ExportResult(options.out, planned, stats, method)
 
 
-EXPORT_MEMORY = "512MB"
+EXPORT_MEMORY = "128MB"
+"""DuckDB's working memory during export; it spills the rest to disk inside --out."""
 
 
 def _write(
-    con: duckdb.DuckDBPyConnection, options: ExportOptions, stages: tuple[str, ...], work: Path, tokenizer: Any
+    con: duckdb.DuckDBPyConnection,
+    options: ExportOptions,
+    stages: tuple[str, ...],
+    work: Path,
+    tokenizer: Any,
+    progress: Callable[[Shard], None] | None,
 ) -> tuple[list[Shard], list[dict[str, Any]], Stats]:
     spill = str(work / "duckdb").replace("'", "''")
     con.execute(f"SET temp_directory = '{spill}'")  # DuckDB's spill files stay inside the output too
@@ -107,10 +116,22 @@ def _write(
     files = []
     for shard in planned:
         path = outdir.target(work, shard.name)
-        shards.write(con, shard, options.fmt, path)
+        shards.write(con, shard, options.fmt, options.style, path)
         files.append({"name": shard.name, "records": shard.records, "first_row": shard.start,
                       "sha256": shards.sha256(path)})  # fmt: skip
+        if progress is not None:
+            progress(shard)
     return planned, files, card.collect(con)
+
+
+def _failed(options: ExportOptions, exc: duckdb.Error) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    hint = (
+        "DuckDB spills to disk inside --out: free disk space there, or export fewer --stage at a time"
+        if isinstance(exc, duckdb.OutOfMemoryException | duckdb.IOException)
+        else "the database may be damaged: `sim query \"SELECT count(*) FROM scenes\"` checks it"
+    )
+    return f"export failed while reading {display_path(options.db)} ({first}); {hint}. Nothing in --out was changed"
 
 
 def _parameters(options: ExportOptions, stages: tuple[str, ...]) -> dict[str, Any]:

@@ -84,13 +84,15 @@ def _fields(con: duckdb.DuckDBPyConnection) -> list[Row]:
             "AND table_name = 'export_rows'"
         ).fetchall()
     )
-    docs = dict(
-        con.execute(
-            "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'training_text' "
+    view = {
+        name: (data_type, comment)
+        for name, data_type, comment in con.execute(
+            "SELECT column_name, data_type, comment FROM duckdb_columns() WHERE table_name = 'training_text' "
             "AND schema_name = 'main'"
         ).fetchall()
-    )
-    return [(name, types[name], _FIELD_NOTES.get(name) or docs.get(name) or "") for name in FIELDS]
+    }
+    types.setdefault("text", view["text"][0])  # the text is joined in per shard, not kept in export_rows
+    return [(name, types[name], _FIELD_NOTES.get(name) or view.get(name, ("", ""))[1] or "") for name in FIELDS]
 
 
 def render(stats: Stats, info: CardInfo) -> str:

@@ -2,33 +2,39 @@
 
 Invariant: shard names are generated from the shard's index and count alone (never from record
 content), zero-padded so that sorting the names gives curriculum (export) order; a shard is the
-contiguous `_row` range `[start, stop)` and is written by DuckDB's own COPY (Parquet, JSONL), or
-streamed in batches (text), so memory does not grow with the corpus.
+contiguous range `[start, stop)` of `export_rows` rowids. It is written batch by batch, each batch
+a DuckDB query that joins the text in and orders at most `BATCH` records, so memory depends on
+neither the corpus nor the shard size. (DuckDB's COPY would need one ORDER BY over the whole
+shard's text, and DuckDB cannot spill a sort of long strings under a memory cap.)
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from sim.export.query import FIELDS
+from sim.export.query import FIELDS, records_sql
 
 FORMATS = ("parquet", "jsonl", "txt")
 SEPARATOR = "\n<|endoftext|>\n"
 """Text shards: every record's text is followed by this separator (so `split(SEPARATOR)[:-1]` gives the texts)."""
 
 SHARD_NAME = re.compile(r"train-\d{5,}-of-\d{5,}\.(parquet|jsonl|txt)")
-TEXT_BATCH = 1000
-_COPY_OPTIONS = {"parquet": "FORMAT parquet, COMPRESSION zstd", "jsonl": "FORMAT json"}
+BATCH = 10_000
+"""Records per query while writing a shard, and per Parquet row group."""
 
 
 @dataclass(frozen=True)
 class Shard:
-    """One shard to write: its file name and the `_row` range it holds."""
+    """One shard to write: its file name and the range of `export_rows` rowids it holds."""
 
     name: str
     start: int
@@ -50,26 +56,39 @@ def plan(records: int, shard_size: int, fmt: str) -> list[Shard]:
     ]
 
 
-def write(con: duckdb.DuckDBPyConnection, shard: Shard, fmt: str, path: Path) -> None:
-    """Write `shard` to `path` in `fmt`."""
-    if fmt == "txt":
-        _write_text(con, shard, path)
+def write(con: duckdb.DuckDBPyConnection, shard: Shard, fmt: str, style: str, path: Path) -> None:
+    """Write `shard` to `path` in `fmt`, its text in `style`."""
+    if fmt == "parquet":
+        _write_parquet(con, shard, style, path)
         return
-    columns = ", ".join(f'"{name}"' for name in FIELDS)
-    literal = str(path).replace("'", "''")
-    con.execute(
-        f"COPY (SELECT {columns} FROM export_rows WHERE _row >= {shard.start} AND _row < {shard.stop} "
-        f"ORDER BY _row) TO '{literal}' ({_COPY_OPTIONS[fmt]})"
-    )
-
-
-def _write_text(con: duckdb.DuckDBPyConnection, shard: Shard, path: Path) -> None:
-    cursor = con.execute(
-        "SELECT text FROM export_rows WHERE _row >= ? AND _row < ? ORDER BY _row", [shard.start, shard.stop]
-    )
     with path.open("w", encoding="utf-8", newline="") as handle:
-        while batch := cursor.fetchmany(TEXT_BATCH):
-            handle.writelines(text + SEPARATOR for (text,) in batch)
+        if fmt == "txt":
+            for batch in _batches(con, shard, style, ("text",)):
+                handle.writelines(text + SEPARATOR for text in batch.column("text").to_pylist())
+        else:
+            for batch in _batches(con, shard, style):
+                handle.writelines(
+                    json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n" for record in batch.to_pylist()
+                )
+
+
+def _write_parquet(con: duckdb.DuckDBPyConnection, shard: Shard, style: str, path: Path) -> None:
+    writer: pq.ParquetWriter | None = None
+    try:
+        for batch in _batches(con, shard, style):
+            if writer is None:
+                writer = pq.ParquetWriter(path, batch.schema, compression="zstd")
+            writer.write_table(batch, row_group_size=BATCH)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _batches(
+    con: duckdb.DuckDBPyConnection, shard: Shard, style: str, fields: Sequence[str] = FIELDS
+) -> Iterator[pa.Table]:
+    for start in range(shard.start, shard.stop, BATCH):
+        yield pa.table(con.sql(records_sql(style, start, min(start + BATCH, shard.stop), fields)))
 
 
 def sha256(path: Path) -> str:

@@ -274,4 +274,43 @@ def m003_stored_dialogue(con: duckdb.DuckDBPyConnection) -> None:
     })
 
 
-MIGRATIONS: list[Migration] = [m001_trajectories, m002_training_text, m003_stored_dialogue]
+def m004_scene_records(con: duckdb.DuckDBPyConnection) -> None:
+    """Render a scene's text row by row (`scene_text`), and number scenes without holding their text.
+
+    m003 rendered the text inside `training_text_styled`, next to its curriculum window: numbering
+    the corpus held all of its text in memory. Now `scene_text(style, opening, dialogue, reflection)`
+    renders one row, `text_words(text)` counts its words, and the table macro `scene_records(style)`
+    gives one row per scene with its rowid and `curriculum_key`, the one definition of curriculum
+    order. `training_text_styled` numbers those rows; export sorts narrow rows and joins the text in
+    shard by shard, so its memory does not grow with the corpus.
+    """
+    con.execute("DROP VIEW training_text")
+    con.execute("DROP MACRO TABLE training_text_styled")
+    con.execute("""
+        CREATE MACRO scene_text(style, opening, dialogue, reflection) AS
+        CASE style
+            WHEN 'scripted' THEN opening || chr(10) || chr(10) || dialogue
+                                 || CASE WHEN reflection = '' THEN '' ELSE chr(10) || chr(10) || reflection END
+            WHEN 'dialogue' THEN dialogue
+            ELSE error('unknown training text style ' || style || ' (expected scripted or dialogue)')
+        END
+    """)
+    con.execute("CREATE MACRO text_words(text) AS len(string_split(trim(text), ' '))")
+    con.execute("""
+        CREATE MACRO scene_records(style) AS TABLE
+        SELECT scene_key AS id, text, learner, stage, stage_rank, age, pack, pack_version, scene, variation, seed,
+               "values", "cast", turn_count, text_words(text) AS word_count, learner_words, learner_turns, backend,
+               model, title, learner_role, _rowid AS scene_rowid,
+               row(stage_rank, age, depth, position, pack, variation, seed) AS curriculum_key
+        FROM (SELECT *, rowid AS _rowid, scene_text(style, opening, dialogue, reflection) AS text FROM scenes)
+    """)
+    con.execute("""
+        CREATE MACRO training_text_styled(style) AS TABLE
+        SELECT * EXCLUDE (scene_rowid, curriculum_key),
+               row_number() OVER (PARTITION BY learner ORDER BY curriculum_key) AS curriculum_position
+        FROM scene_records(style)
+    """)
+    con.execute("CREATE VIEW training_text AS SELECT * FROM training_text_styled('scripted')")
+    _comment_training_text(con)
+
+MIGRATIONS: list[Migration] = [m001_trajectories, m002_training_text, m003_stored_dialogue, m004_scene_records]

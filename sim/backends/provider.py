@@ -1,0 +1,118 @@
+"""The contract between a model backend and a provider SDK: one call in, one completion (or one error) out.
+
+A `ModelCall` says everything a provider needs, in provider-neutral terms: the model, the system
+prompt as blocks (the first block is the stable prefix a provider may cache), the conversation,
+the output budget and, for structured output, a JSON schema. A provider turns it into its SDK's
+request, and the SDK's reply into a `Completion` with normalised usage and stop reason.
+
+Invariants:
+- Retries belong to the SDK (`max_retries`, honouring retry-after). A provider adds its own retry only
+  for failures the SDK never retries (a malformed or cut-off body), so no failure is retried by two
+  layers and the attempts per call never exceed `max_retries + 1`.
+- Errors leave a provider as one of three `ProviderError`s, their messages one line with any API key
+  removed (`redact`): `AuthError` stops the run, `RejectedError` fails the scene without retrying,
+  `TransientError` fails the scene after the retries are spent.
+- Nothing here reads the environment or opens a connection at import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+from sim.errors import SimError
+
+Role = Literal["user", "assistant"]
+StopReason = Literal["end", "max_tokens", "refusal", "other"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message of the conversation sent to the model."""
+
+    role: Role
+    text: str
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """One request to a model, provider-neutral."""
+
+    model: str
+    system: tuple[str, ...]  # system prompt blocks; system[0] is the stable, cacheable prefix
+    messages: tuple[Message, ...]
+    max_tokens: int
+    schema: dict[str, Any] | None = None  # JSON schema of a structured reply (script mode)
+    purpose: str = "turn"  # opening | turn | reflection | script | regenerate: for the call table, not hashed
+
+    def key(self, backend: str) -> str:
+        """The request hash: SHA-256 of everything that determines the reply (and the backend's name)."""
+        body = {k: v for k, v in asdict(self).items() if k != "purpose"}
+        canonical = json.dumps({"backend": backend, **body}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What the model answered, with the usage a provider reports."""
+
+    text: str
+    input_tokens: int = 0  # uncached input tokens
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    stop_reason: StopReason = "end"
+    raw_stop_reason: str = ""  # the provider's own word ("end_turn", "length", ...)
+    latency_ms: float = 0.0
+    retries: int = 0  # retries the SDK made for this call
+    request_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ProviderError(SimError):
+    """A call failed; `reason` is one line, safe to store and print (no key)."""
+
+    def __init__(self, reason: str, *, status: int | None = None, retries: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retries = retries
+
+
+class AuthError(ProviderError):
+    """The provider refused the credentials (401/403): no scene can succeed, so the run stops."""
+
+
+class RejectedError(ProviderError):
+    """The provider rejected this request (400, 404, 413, 422): retrying cannot help; the scene fails."""
+
+
+class TransientError(ProviderError):
+    """Overload, rate limit, server error, timeout, dropped connection or malformed body, retries spent."""
+
+
+class Provider(Protocol):
+    """An SDK client behind the `ModelCall` contract."""
+
+    name: str  # "anthropic" | "openai-compatible"
+
+    async def complete(self, call: ModelCall) -> Completion:
+        """Send `call`; returns the completion or raises a `ProviderError`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the SDK client."""
+        ...
+
+
+def redact(text: str, secrets: Sequence[str | None]) -> str:
+    """`text` on one line, with every secret (and anything shaped like an API key) replaced by `[redacted]`."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    text = re.sub(r"\b(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,})", "[redacted]", text)
+    return " ".join(text.split())
