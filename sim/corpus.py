@@ -75,3 +75,24 @@ def learner_words(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, float,
         "max(len(string_split(trim(t.text), ' '))), count(*) "
         "FROM turns t JOIN scenes s USING (scene_key) WHERE t.role = 'learner' "
         "GROUP BY ALL ORDER BY s.stage_rank").fetchall()
+
+
+def model_costs(con: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    """(stage, paid calls, replayed calls, failed calls, input, output, cache read, cache write tokens, USD) by stage.
+
+    Paid tokens and cost only (a replay from the reply cache costs nothing); empty for a corpus written
+    offline or by a version before model calls were recorded.
+    """
+    known = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'llm_calls'").fetchall()
+    if not known[0][0]:
+        return []
+    return con.execute(
+        "SELECT stage, count(*) FILTER (WHERE source <> 'cache'), count(*) FILTER (WHERE source = 'cache'), "
+        "count(*) FILTER (WHERE status = 'failed'), "
+        "coalesce(sum(input_tokens) FILTER (WHERE source <> 'cache'), 0), "
+        "coalesce(sum(output_tokens) FILTER (WHERE source <> 'cache'), 0), "
+        "coalesce(sum(cache_read_tokens) FILTER (WHERE source <> 'cache'), 0), "
+        "coalesce(sum(cache_write_tokens) FILTER (WHERE source <> 'cache'), 0), "
+        "coalesce(sum(cost_usd), 0), min(s.stage_rank) "
+        "FROM llm_calls LEFT JOIN (SELECT DISTINCT stage, stage_rank FROM scenes) s USING (stage) "
+        "GROUP BY stage ORDER BY min(s.stage_rank) NULLS LAST, stage").fetchall()

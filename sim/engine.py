@@ -19,7 +19,7 @@ from typing import Literal, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from sim.backends.base import Backend, Line, Request
+from sim.backends.base import Backend, Line, Request, Utterance
 from sim.cast import Casting, cast_slot
 from sim.curriculum import SceneJob
 from sim.learner import LearnerState, Memory, SceneEffect, bond_after, recall
@@ -75,6 +75,7 @@ class SceneRun:
     memories: list[Memory] = field(default_factory=list)
     turns: list[Turn] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)  # the scene so far, as backends see it
+    calls: list[dict[str, object]] = field(default_factory=list)  # model calls made, as `llm_calls` rows
     opening: str = ""
     reflection: str = ""
     effect: SceneEffect | None = None
@@ -84,6 +85,11 @@ class SceneRun:
     def cast(self) -> dict[str, Persona]:
         """Slot -> person."""
         return {c.slot: c.person for c in self.castings}
+
+    def said(self, reply: Utterance) -> Utterance:
+        """Keep the calls behind a reply; returns the reply."""
+        self.calls.extend(reply.calls)
+        return reply
 
     def person(self, slot: str) -> Persona:
         """The person playing `slot` (or the learner)."""
@@ -133,6 +139,12 @@ def _default_to(speaker: str, so_far: list[Slot], scene: Scene) -> str:
 def setup(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
     """Cast the scene from the persona graph, recall memories, schedule turns, narrate the opening."""
     run = runtime.context
+    _cast_and_recall(run)
+    run.opening = run.said(run.backend.speak(run.request(kind="opening"), seed=run.job.seed)).text
+    return {"turn": 0}
+
+
+def _cast_and_recall(run: SceneRun) -> None:
     job, world = run.job, run.world
     taken: set[str] = set()
     for slot in job.scene.cast:
@@ -150,7 +162,13 @@ def setup(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
         run.castings.append(casting)
     run.memories = recall(run.life, taken, job.scene.values, {a: a for a in job.ancestors} | _direct(job))
     run.schedule = schedule(job.scene)
-    run.opening = run.backend.speak(run.request(kind="opening"), seed=job.seed).text
+
+
+async def asetup(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
+    """`setup`, with the opening written by an asynchronous (model) backend."""
+    run = runtime.context
+    _cast_and_recall(run)
+    run.opening = run.said(await run.backend.aspeak(run.request(kind="opening"), seed=run.job.seed)).text
     return {"turn": 0}
 
 
@@ -166,47 +184,68 @@ def direct(state: SceneState, runtime: Runtime[SceneRun]) -> Literal["speak", "r
 def speak(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
     """Whoever the schedule names speaks one line through the backend; the line goes to the sink."""
     run = runtime.context
-    index = state["turn"]
+    request, started = _turn_request(run, state["turn"]), time.perf_counter()
+    _record_turn(run, request, run.backend.speak(request, seed=run.job.seed), started)
+    return {"turn": state["turn"] + 1}
+
+
+async def aspeak(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
+    """`speak`, through an asynchronous (model) backend."""
+    run = runtime.context
+    request, started = _turn_request(run, state["turn"]), time.perf_counter()
+    _record_turn(run, request, await run.backend.aspeak(request, seed=run.job.seed), started)
+    return {"turn": state["turn"] + 1}
+
+
+def _turn_request(run: SceneRun, index: int) -> Request:
     slot = run.schedule[index]
-    speaker, addressee = run.person(slot.speaker), run.person(slot.to)
-    beat = run.job.scene.beats[slot.beat]
-    started = time.perf_counter()
-    reply = run.backend.speak(
-        run.request(
-            kind="turn",
-            turn=index,
-            speaker=speaker,
-            addressee=addressee,
-            beat=beat,
-            beat_index=slot.beat,
-            exchange=slot.exchange,
-            transcript=run.lines,
-        ),
-        seed=run.job.seed,
+    return run.request(
+        kind="turn",
+        turn=index,
+        speaker=run.person(slot.speaker),
+        addressee=run.person(slot.to),
+        beat=run.job.scene.beats[slot.beat],
+        beat_index=slot.beat,
+        exchange=slot.exchange,
+        transcript=run.lines,
     )
+
+
+def _record_turn(run: SceneRun, request: Request, reply: Utterance, started: float) -> None:
+    speaker, addressee, beat = request.speaker, request.addressee, request.beat
+    assert speaker is not None and addressee is not None and beat is not None  # set by _turn_request
+    run.said(reply)
     run.turns.append(
         Turn(
-            index,
+            request.turn,
             speaker.id,
             speaker.known_as,
             speaker.role,
             addressee.id,
             reply.text,
-            slot.beat,
-            slot.exchange,
+            request.beat_index,
+            request.exchange,
             beat.intent,
             reply.repairs,
             (time.perf_counter() - started) * 1000,
         )
     )
     run.lines.append(Line(speaker.known_as, reply.text))
-    return {"turn": index + 1}
 
 
 def reflect(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
     """The learner looks back on the scene, in the first person."""
     run = runtime.context
-    run.reflection = run.backend.speak(run.request(kind="reflection", turn=state["turn"]), seed=run.job.seed).text
+    request = run.request(kind="reflection", turn=state["turn"], transcript=run.lines)
+    run.reflection = run.said(run.backend.speak(request, seed=run.job.seed)).text
+    return state
+
+
+async def areflect(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
+    """`reflect`, through an asynchronous (model) backend."""
+    run = runtime.context
+    request = run.request(kind="reflection", turn=state["turn"], transcript=run.lines)
+    run.reflection = run.said(await run.backend.aspeak(request, seed=run.job.seed)).text
     return state
 
 
@@ -270,12 +309,15 @@ def key_sentence(text: str) -> str:
     return max(sentences, key=len) if sentences else text
 
 
-def build_scene_graph() -> StateGraph[SceneState, SceneRun, SceneState, SceneState]:
-    """The scene graph, uncompiled: setup -> (speak)* -> reflect -> update_learner."""
+def build_scene_graph(*, asynchronous: bool = False) -> StateGraph[SceneState, SceneRun, SceneState, SceneState]:
+    """The scene graph, uncompiled: setup -> (speak)* -> reflect -> update_learner.
+
+    With `asynchronous`, the nodes that call the backend await it (model backends; run with `ainvoke`).
+    """
     graph = StateGraph(SceneState, context_schema=SceneRun)
-    graph.add_node("setup", setup)
-    graph.add_node("speak", speak)
-    graph.add_node("reflect", reflect)
+    graph.add_node("setup", asetup if asynchronous else setup)
+    graph.add_node("speak", aspeak if asynchronous else speak)
+    graph.add_node("reflect", areflect if asynchronous else reflect)
     graph.add_node("update_learner", update_learner)
     graph.add_edge(START, "setup")
     graph.add_conditional_edges("setup", direct, ["speak", "reflect"])

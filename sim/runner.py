@@ -11,9 +11,10 @@ Invariants:
 
 from __future__ import annotations
 
-import json
+import asyncio
 import multiprocessing
 import os
+import re
 import time
 import uuid
 from collections import defaultdict
@@ -26,13 +27,24 @@ from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 
-from sim.backends import Backend, create
+from sim.backends import Backend, ModelOptions, create
+from sim.backends.provider import AuthError, SceneStopped
 from sim.curriculum import SceneJob, plan
 from sim.engine import SceneRun, SceneState, build_scene_graph
-from sim.learner import LearnerState, SceneEffect, apply, initial_state
-from sim.rendering import dialogue, learner_words
+from sim.learner import LearnerState, SceneEffect, initial_state
+from sim.lifeline import LifeLine, record
+from sim.scheduler import live_lines
 from sim.store.db import connect, run_lock
-from sim.store.trajectories import SceneRecord, done_keys, finish_run, start_run, stored_effects, write_scenes
+from sim.store.trajectories import (
+    FailedScene,
+    SceneRecord,
+    done_keys,
+    finish_run,
+    start_run,
+    stored_effects,
+    write_failures,
+    write_scenes,
+)
 from sim.world import World
 
 AUTO_WORKERS_MIN_SCENES = 400  # below this, starting worker processes costs more than it saves
@@ -50,10 +62,11 @@ class RunOptions:
     seed: int = 0
     variations: int = 1
     backend: str = "scripted"
-    model: str | None = None
     stages: tuple[str, ...] = ()
     workers: int = 1  # 0 = one per core for big runs
     command: str = "sim run"
+    concurrency: int = 8  # scenes in flight at once with a model backend
+    model_options: ModelOptions = field(default_factory=ModelOptions)
 
 
 @dataclass
@@ -69,6 +82,21 @@ class RunSummary:
     repairs: int = 0
     seconds: float = 0.0
     status: str = "running"
+    failed: dict[str, str] = field(default_factory=dict)  # "pack/scene#variation" -> reason
+    cost: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # stage -> USD paid
+    tokens: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # stage -> tokens paid for
+    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # source (api, cache) -> calls
+    stopped: str | None = None  # why the run stopped early (budget, authentication)
+
+    def count_calls(self, calls: Sequence[dict[str, Any]]) -> None:
+        """Add a scene's model calls to the totals."""
+        for call in calls:
+            self.calls[call["source"]] += 1
+            if call["source"] != "cache":
+                self.cost[call["stage"]] += call["cost_usd"] or 0.0
+                self.tokens[call["stage"]] += sum(
+                    call[k] for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+                )
 
     @property
     def done(self) -> int:
@@ -90,23 +118,33 @@ def pending(world: World, options: RunOptions) -> tuple[list[SceneJob], int]:
 
 
 def run(world: World, options: RunOptions, progress: Progress | None = None) -> RunSummary:
-    """Live every pending scene and store it; returns the summary (status 'done' or 'interrupted')."""
+    """Live every pending scene and store it; returns the summary.
+
+    Its status is 'done' (every scene tried; some may have failed, see `failed`) or 'stopped'
+    (`--max-cost` reached). An interrupted run is recorded as 'interrupted'; a run stopped by an
+    authentication error as 'failed', and the error is raised. Finished scenes are kept in every case.
+    """
     with run_lock(options.db):
         todo, skipped = pending(world, options)
-        backend = create(options.backend, model=options.model)
+        backend = create(options.backend, options=options.model_options, db=options.db)
         summary = RunSummary(uuid.uuid4().hex[:12], options.db, len(todo), skipped)
         with connect(options.db) as con:
             start_run(con, _run_row(summary, world, options, backend))
         writer = BatchWriter(options.db, summary.run_id)
         started = time.perf_counter()
+        error: str | None = "stopped before the run finished"
         try:
             _live(world, options, backend, todo, writer, summary, progress)
-            summary.status = "done"
+            summary.status, error = ("stopped", summary.stopped) if summary.stopped else ("done", None)
+        except SceneStopped as exc:
+            summary.status, error = "failed", exc.reason
+            raise
         finally:
             summary.seconds = time.perf_counter() - started
-            status = summary.status if summary.status == "done" else "interrupted"
-            writer.close(status, None if status == "done" else "stopped before the run finished")
-            summary.status = status
+            if summary.status == "running":
+                summary.status = "interrupted"
+            writer.close(summary.status, error)
+            backend.close()
     return summary
 
 
@@ -121,15 +159,32 @@ def _live(
 ) -> None:
     stored = writer.stored_effects(options.learner, sorted({j.variation for j in todo}))
     lines = [(jobs, stored.pop(variation, [])) for variation, jobs in _by_variation(todo)]
+
+    def done(rec: SceneRecord) -> None:
+        writer.add(rec)
+        stage = rec.scene["stage"]
+        summary.scenes[stage] += 1
+        summary.turns[stage] += len(rec.turns)
+        summary.repairs += int(rec.scene["repairs"])
+        summary.count_calls(rec.calls)
+        if progress:
+            progress(stage, f"{rec.scene['pack']}/{rec.scene['scene']}")
+
+    def failed(scene: FailedScene) -> None:
+        writer.add_failure(scene)
+        row = scene.failure
+        summary.failed[f"{row['pack']}/{row['scene']}#{row['variation']}"] = row["reason"]
+        summary.count_calls(scene.calls)
+
+    if backend.concurrent:
+        stopped = asyncio.run(live_lines(world, backend, lines, options.concurrency, done, failed))
+        if isinstance(stopped, AuthError):
+            raise stopped
+        summary.stopped = stopped.reason if stopped else None
+        return
     for records in _lived_lines(world, options, backend, lines):
         for rec in records:
-            writer.add(rec)
-            stage = rec.scene["stage"]
-            summary.scenes[stage] += 1
-            summary.turns[stage] += len(rec.turns)
-            summary.repairs += int(rec.scene["repairs"])
-            if progress:
-                progress(stage, f"{rec.scene['pack']}/{rec.scene['scene']}")
+            done(rec)
 
 
 LineTask = tuple[list[SceneJob], list[str]]
@@ -178,9 +233,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_init(world: World, options: RunOptions) -> None:
-    _WORKER.update(
-        world=world, graph=build_scene_graph().compile(), backend=create(options.backend, model=options.model)
-    )
+    _WORKER.update(world=world, graph=build_scene_graph().compile(), backend=create(options.backend))
 
 
 def _worker_line(task: LineTask) -> list[SceneRecord]:
@@ -209,99 +262,13 @@ def live_scene(
     return scene
 
 
-class LifeLine:
-    """One life line: the stored effects it may draw on, and the views scenes see."""
-
-    def __init__(self, start: LearnerState, stored: list[SceneEffect]) -> None:
-        self._start = start
-        self._effects = sorted(stored, key=lambda e: e.memory.order)
-        self._base = start
-        self._base_rank = -1
-        self._folded = 0
-
-    def view(self, job: SceneJob) -> LearnerState:
-        """The life as `job` may see it: all earlier stages, plus its own follow-on chain in its stage."""
-        if job.stage_rank < self._base_rank:
-            self._base, self._base_rank, self._folded = self._start, -1, 0
-        while self._folded < len(self._effects) and self._effects[self._folded].memory.stage_rank < job.stage_rank:
-            self._base = apply(self._base, self._effects[self._folded])
-            self._folded += 1
-        self._base_rank = job.stage_rank
-        life = self._base
-        for effect in self._effects[self._folded :]:
-            memory = effect.memory
-            if memory.stage_rank == job.stage_rank and f"{memory.pack}/{memory.scene}" in job.ancestors:
-                life = apply(life, effect)
-        stage = job.scene.stage
-        return life.model_copy(update={"age": job.age, "stage": stage})
-
-    def add(self, effect: SceneEffect | None) -> None:
-        """A scene of this line finished: later scenes may remember it."""
-        if effect is None:
-            return
-        index = next((i for i, e in enumerate(self._effects) if e.memory.order > effect.memory.order), None)
-        if index is None:
-            self._effects.append(effect)
-        else:
-            self._effects.insert(index, effect)
-            if index < self._folded:
-                self._base, self._base_rank, self._folded = self._start, -1, 0
-
-
-def record(scene: SceneRun) -> SceneRecord:
-    """The rows stored for a finished scene."""
-    job, effect = scene.job, scene.effect
-    if effect is None:
-        raise ValueError(f"scene {job.ref} finished without updating the learner")
-    spoken = learner_words(scene.turns)
-    row: dict[str, Any] = {
-        "scene_key": job.key,
-        "learner": job.learner,
-        "pack": job.pack,
-        "pack_version": job.pack_version,
-        "scene": job.scene.id,
-        "variation": job.variation,
-        "seed": job.seed,
-        "stage": job.scene.stage,
-        "stage_rank": job.stage_rank,
-        "depth": job.depth,
-        "position": job.position,
-        "age": job.age,
-        "title": job.scene.title,
-        "values": list(job.scene.values),
-        "learner_role": job.scene.learner_role,
-        "setting": job.scene.setting.model_dump_json(),
-        "cast": json.dumps(scene_cast(scene)),
-        "opening": scene.opening,
-        "reflection": scene.reflection,
-        "memories_recalled": [m.scene_key for m in scene.memories],
-        "dialogue": dialogue(scene.turns),
-        "learner_words": spoken[0],
-        "learner_turns": spoken[1],
-        "turn_count": len(scene.turns),
-        "repairs": sum(t.repairs for t in scene.turns),
-        "status": "done",
-        "backend": scene.backend.name,
-        "model": scene.backend.model,
-        "started_at": scene.started_at,
-        "finished_at": datetime.now(UTC).replace(tzinfo=None),
-        "effect": effect.model_dump_json(),
-    }
-    people = [c.person for c in scene.castings] + [scene.learner]
-    return SceneRecord.build(row, scene.turns, people, apply(scene.life, effect))
-
-
-def scene_cast(scene: SceneRun) -> dict[str, str]:
-    """Slot -> person id."""
-    return {c.slot: c.person.id for c in scene.castings}
-
-
 class BatchWriter:
     """Buffers finished scenes and writes them in batches, opening the database only to write."""
 
     def __init__(self, db: Path, run_id: str) -> None:
         self.db, self.run_id = db, run_id
         self._buffer: list[SceneRecord] = []
+        self._failures: list[FailedScene] = []
         self._turns = 0
         self._last = time.monotonic()
 
@@ -319,12 +286,18 @@ class BatchWriter:
         if full or time.monotonic() - self._last > FLUSH_SECONDS:
             self.flush()
 
+    def add_failure(self, scene: FailedScene) -> None:
+        """Queue a failed scene; it is written with the next batch."""
+        self._failures.append(scene)
+
     def flush(self) -> None:
         """Write every queued scene now."""
-        if self._buffer:
+        if self._buffer or self._failures:
             with connect(self.db) as con:
                 write_scenes(con, self._buffer, self.run_id)
+                write_failures(con, self._failures, self.run_id)
             self._buffer.clear()
+            self._failures.clear()
             self._turns = 0
         self._last = time.monotonic()
 
@@ -335,6 +308,16 @@ class BatchWriter:
         finally:
             with connect(self.db) as con:
                 finish_run(con, self.run_id, status, datetime.now(UTC).replace(tzinfo=None), error)
+
+
+def _model_args(options: RunOptions) -> dict[str, Any]:
+    """The model options worth keeping with the run (a URL's user and password are not)."""
+    if options.backend == "scripted":
+        return {"model": None}
+    model = options.model_options
+    url = re.sub(r"//[^/@]*@", "//", model.base_url) if model.base_url else None
+    return {"model": model.model, "base_url": url, "mode": model.mode, "concurrency": options.concurrency,
+            "max_cost": model.max_cost, "batch": model.batch}  # fmt: skip
 
 
 def _run_row(summary: RunSummary, world: World, options: RunOptions, backend: Backend) -> dict[str, Any]:
@@ -348,7 +331,7 @@ def _run_row(summary: RunSummary, world: World, options: RunOptions, backend: Ba
             "variations": options.variations,
             "stages": list(options.stages),
             "backend": options.backend,
-            "model": options.model,
+            **_model_args(options),
         },
         "seed": options.seed,
         "backend": backend.name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from sim.learner import LearnerState, Memory
 from sim.personas import Persona
@@ -52,18 +52,47 @@ class Request:
 
 @dataclass(frozen=True)
 class Utterance:
-    """What a backend wrote, and how many times the text had to be repaired to meet the targets."""
+    """What a backend wrote, how many times it was repaired or regenerated to meet the targets, and its calls."""
 
     text: str
     repairs: int = 0
+    calls: tuple[dict[str, Any], ...] = ()  # rows of `llm_calls` (model backends), without ids
 
 
 class Backend(Protocol):
-    """A source of utterances. `seed` makes the offline backend deterministic."""
+    """A source of utterances. `seed` makes the offline backend deterministic.
 
-    name: str
-    model: str
+    Offline backends write in `speak`; model backends (`concurrent = True`) in `aspeak`, so many
+    scenes can wait on the network at once.
+    """
+
+    @property
+    def name(self) -> str:
+        """The backend's name, as stored with every scene."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """The model's id, as stored with every scene."""
+        ...
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether the backend writes in `aspeak` (and many scenes may be in flight)."""
+        ...
 
     def speak(self, request: Request, *, seed: int) -> Utterance:
         """Write one utterance for `request`."""
+        ...
+
+    async def aspeak(self, request: Request, *, seed: int) -> Utterance:
+        """Write one utterance for `request`, waiting on the network without blocking other scenes."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close network clients (inside the event loop that used them)."""
+        ...
+
+    def close(self) -> None:
+        """Close files (the reply cache)."""
         ...

@@ -48,6 +48,7 @@ class ModelCall:
     max_tokens: int
     schema: dict[str, Any] | None = None  # JSON schema of a structured reply (script mode)
     purpose: str = "turn"  # opening | turn | reflection | script | regenerate: for the call table, not hashed
+    salt: str = ""  # hashed, not sent: the seed and variation, so each life line gets replies of its own
 
     def key(self, backend: str) -> str:
         """The request hash: SHA-256 of everything that determines the reply (and the backend's name)."""
@@ -73,12 +74,24 @@ class Completion:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class ProviderError(SimError):
-    """A call failed; `reason` is one line, safe to store and print (no key)."""
+class SceneStopped(SimError):
+    """A scene cannot go on; `reason` is one line, safe to store and print (no key).
+
+    `calls` collects the `llm_calls` rows of the scene's unfinished utterance as the error passes
+    up, so calls that were paid for are recorded even though the scene is not.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.calls: list[dict[str, Any]] = []
+
+
+class ProviderError(SceneStopped):
+    """A call failed."""
 
     def __init__(self, reason: str, *, status: int | None = None, retries: int = 0) -> None:
         super().__init__(reason)
-        self.reason = reason
         self.status = status
         self.retries = retries
 

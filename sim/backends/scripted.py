@@ -45,6 +45,7 @@ class ScriptedBackend:
 
     name = "scripted"
     model = "scripted-1"
+    concurrent = False
 
     def __init__(self) -> None:
         self._details: dict[str, dict[str, str]] = {}
@@ -57,6 +58,16 @@ class ScriptedBackend:
         if request.kind == "reflection":
             return Utterance(self._reflection(request, seed, rng))
         return self._turn(request, seed, rng)
+
+    async def aspeak(self, request: Request, *, seed: int) -> Utterance:
+        """The same as `speak`: nothing to wait for."""
+        return self.speak(request, seed=seed)
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+    def close(self) -> None:
+        """Nothing to close."""
 
     def _values(self, request: Request, seed: int) -> dict[str, str]:
         key = f"{seed}:{request.scene_key}"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
 from rich.text import Text
 
 from sim.cli.options import console, db_option, json_option, print_json, world_options
-from sim.corpus import find_scene, learner_words, stage_value_counts, top_people, transcript
+from sim.corpus import find_scene, learner_words, model_costs, stage_value_counts, top_people, transcript
 from sim.stages import load_stages
 from sim.store.db import connect
 from sim.world import WorldPaths
@@ -60,6 +61,7 @@ def stats(db: Path, paths: WorldPaths) -> None:
     stage_list = load_stages(paths.stages)
     with connect(db, read_only=True, wait=10.0) as con:
         pairs, people, words = stage_value_counts(con), top_people(con), learner_words(con)
+        costs = model_costs(con)
     out = console()
     counts = {(st, v): n for st, _, v, n in pairs}
     stages = [st.id for st in stage_list.stages if any(st.id == s for s, _ in counts)]
@@ -78,3 +80,15 @@ def stats(db: Path, paths: WorldPaths) -> None:
         over = " over!" if target is not None and longest > target else ""
         lang.add_row(stage, f"{mean:.1f}", f"{longest}{over}", str(target or "?"), str(turns))
     out.print(lang)
+    if costs:
+        _print_costs(costs)
+
+
+def _print_costs(costs: list[tuple[Any, ...]]) -> None:
+    table = Table("stage", "calls paid", "replayed", "failed", "input", "output", "cache read", "cache write",
+                  "cost (USD)", title="model calls, tokens and cost by stage")  # fmt: skip
+    for stage, *counts, cost, _ in costs:
+        table.add_row(stage, *(f"{n:,}" for n in counts), f"{cost:,.4f}")
+    total = sum(row[8] for row in costs)
+    table.add_row("all", *(f"{sum(row[i] for row in costs):,}" for i in range(1, 8)), f"{total:,.4f}")
+    console().print(table)

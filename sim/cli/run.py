@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sim.backends import NAMES
+from sim.backends.estimate import estimate
+from sim.backends.prices import load_prices
+from sim.cli.model_flags import ModelFlags, model_flags
 from sim.cli.options import console, db_option, world_options
+from sim.curriculum import SceneJob
+from sim.engine import schedule
 from sim.errors import UsageError
 from sim.persona_graph import learners
 from sim.runner import RunOptions, RunSummary, pending, run
 from sim.store.db import DEFAULT_DB
 from sim.world import World, WorldPaths, load_world
+
+EXIT_FAILED_SCENES = 1
+"""Exit status when some scenes failed (they are in scene_failures; running again retries them)."""
+EXIT_STOPPED = 3
+"""Exit status when --max-cost stopped the run."""
 
 
 @click.command("run")
@@ -37,7 +48,8 @@ from sim.world import World, WorldPaths, load_world
     show_default=True,
     help="Who writes the lines: scripted is offline and deterministic.",
 )
-@click.option("--model", default=None, help="Model name, for backends that take one.")
+@click.option("--model", default=None, help="Model id, for the model backends (e.g. claude-sonnet-5).")
+@model_flags
 @click.option(
     "--workers",
     type=click.IntRange(0, 64),
@@ -56,6 +68,7 @@ def run_command(
     variations: int,
     backend: str,
     model: str | None,
+    model_options: ModelFlags,
     workers: int,
     stages: tuple[str, ...],
     dry_run: bool,
@@ -73,10 +86,11 @@ def run_command(
         seed=seed,
         variations=variations,
         backend=backend,
-        model=model,
         stages=_stages(world, stages),
         workers=workers,
         command=_command_line(),
+        concurrency=model_options.concurrency,
+        model_options=replace(model_options.options, model=model),
     )
     if dry_run:
         _dry_run(world, options)
@@ -89,6 +103,8 @@ def run_command(
 
         summary = run(world, options, progress=advance)
     _print_summary(world, summary)
+    if summary.stopped or summary.failed:
+        click.get_current_context().exit(EXIT_STOPPED if summary.stopped else EXIT_FAILED_SCENES)
 
 
 def _learner(world: World, chosen: str | None) -> str:
@@ -131,12 +147,35 @@ def _progress() -> Progress:
 def _dry_run(world: World, options: RunOptions) -> None:
     todo, stored = pending(world, options)
     out = console()
-    out.print(f"dry run: {len(todo)} scenes to live, {stored} already stored in {options.db}; nothing written")
+    out.print(f"dry run: {len(todo)} scenes to live, {stored} already stored in {options.db}; nothing written",
+              markup=False)  # fmt: skip
+    if options.backend != "scripted":
+        _estimate(world, options, todo)
+        return
     for stage in world.stages.stages:
         jobs = [j for j in todo if j.scene.stage == stage.id]
         if jobs:
-            turns = sum(min(len(j.scene.beats) * 2, j.scene.turn_limit) for j in jobs)
-            out.print(f"  {stage.id:<18} {len(jobs):>6} scenes  up to ~{turns} turns")
+            turns = sum(len(schedule(j.scene)) for j in jobs)
+            out.print(f"  {stage.id:<18} {len(jobs):>6} scenes  {turns:>8} turns", markup=False)
+
+
+def _estimate(world: World, options: RunOptions, todo: list[SceneJob]) -> None:
+    model = options.model_options
+    if not model.model:
+        raise UsageError(f"--backend {options.backend} needs --model (the model id, e.g. claude-sonnet-5)")
+    rows = estimate(todo, world.stages, model.model, load_prices(model.prices), mode=model.mode, batch=model.batch)
+    out = console()
+    for stage in world.stages.stages:
+        if stage.id in rows:
+            row = rows[stage.id]
+            cost = "price unknown" if row.cost is None else f"~${row.cost:,.2f}"
+            out.print(f"  {stage.id:<18} {row.scenes:>6} scenes {row.calls:>8} calls {row.input_tokens:>12,} in "
+                      f"{row.output_tokens:>10,} out  {cost}", markup=False)  # fmt: skip
+    costs = [r.cost for r in rows.values()]
+    total = "unknown (no price for this model: add it to the price table, --prices)" if None in costs else (
+        f"~${sum(c or 0.0 for c in costs):,.2f}")  # fmt: skip
+    out.print(f"estimated cost of {model.model} ({model.mode} mode{', batch' if model.batch else ''}): {total}; "
+              "an upper bound before prompt caching and cache replays", markup=False)  # fmt: skip
 
 
 def _print_summary(world: World, summary: RunSummary) -> None:
@@ -144,16 +183,42 @@ def _print_summary(world: World, summary: RunSummary) -> None:
     rate = sum(summary.turns.values()) / summary.seconds if summary.seconds else 0.0
     out.print(
         f"run {summary.run_id}: {summary.done} scenes lived, {summary.skipped} already stored "
-        f"({summary.seconds:.1f}s, {rate:,.0f} turns/s)"
+        f"({summary.seconds:.1f}s, {rate:,.0f} turns/s)",
+        markup=False,
     )
+    paid = bool(summary.calls)
     for stage in world.stages.stages:
-        if summary.scenes.get(stage.id):
-            out.print(f"  {stage.id:<18} {summary.scenes[stage.id]:>6} scenes {summary.turns[stage.id]:>8} turns")
+        if summary.scenes.get(stage.id) or summary.cost.get(stage.id):
+            cost = f" {summary.tokens[stage.id]:>10,} tokens ${summary.cost[stage.id]:,.4f}" if paid else ""
+            out.print(
+                f"  {stage.id:<18} {summary.scenes[stage.id]:>6} scenes {summary.turns[stage.id]:>8} turns{cost}",
+                markup=False,
+            )
+    if paid:
+        out.print(
+            f"  model calls: {summary.calls['api'] + summary.calls['batch']:,} paid, {summary.calls['cache']:,} "
+            f"replayed from the reply cache; cost ${sum(summary.cost.values()):,.4f}",
+            markup=False,
+        )
     if summary.repairs:
-        out.print(f"  learner lines shortened to the stage's word limit: {summary.repairs}")
-    out.print(f"database: {summary.db}")
+        out.print(f"  lines repaired or regenerated to meet the stage's targets: {summary.repairs}", markup=False)
+    _print_failures(summary)
+    out.print(f"database: {summary.db}", markup=False)
     db = "" if summary.db == DEFAULT_DB else f" --db {summary.db}"
-    out.print(f"next: sim show first-steps/kind-to-others{db}    (one scene, as training text reads it)")
+    out.print(f"next: sim show first-steps/kind-to-others{db}    (one scene, as training text reads it)", markup=False)
     out.print(f"      sim query \"SELECT stage, count(*) AS scenes, sum(word_count) AS words FROM training_text "
-              f"GROUP BY stage, stage_rank ORDER BY stage_rank\"{db}")
-    out.print(f"      sim learner show{db}    (the learner's life so far)")
+              f"GROUP BY stage, stage_rank ORDER BY stage_rank\"{db}", markup=False)
+    out.print(f"      sim learner show{db}    (the learner's life so far)", markup=False)
+
+
+def _print_failures(summary: RunSummary) -> None:
+    out = console()
+    if summary.stopped:
+        out.print(f"stopped: {summary.stopped}; finished scenes are kept, run again to go on", markup=False)
+    if summary.failed:
+        out.print(f"{len(summary.failed)} scenes failed (kept in scene_failures; the next run tries them again):",
+                  markup=False)  # fmt: skip
+        for ref, reason in sorted(summary.failed.items())[:10]:
+            out.print(f"  {ref}: {reason}", markup=False)
+        if len(summary.failed) > 10:
+            out.print(f"  ... and {len(summary.failed) - 10} more: sim query \"FROM scene_failures\"", markup=False)

@@ -313,4 +313,52 @@ def m004_scene_records(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE VIEW training_text AS SELECT * FROM training_text_styled('scripted')")
     _comment_training_text(con)
 
-MIGRATIONS: list[Migration] = [m001_trajectories, m002_training_text, m003_stored_dialogue, m004_scene_records]
+def m005_model_calls(con: duckdb.DuckDBPyConnection) -> None:
+    """Every model call with its tokens and cost, and the scenes that failed with their reasons."""
+    con.execute("""
+        CREATE TABLE llm_calls (
+            call_id VARCHAR PRIMARY KEY, run_id VARCHAR NOT NULL, scene_key VARCHAR NOT NULL,
+            stage VARCHAR NOT NULL, purpose VARCHAR NOT NULL, turn_index INTEGER, backend VARCHAR NOT NULL,
+            model VARCHAR NOT NULL, request_hash VARCHAR NOT NULL, input_tokens BIGINT NOT NULL,
+            output_tokens BIGINT NOT NULL, cache_read_tokens BIGINT NOT NULL, cache_write_tokens BIGINT NOT NULL,
+            latency_ms DOUBLE NOT NULL, retries INTEGER NOT NULL, stop_reason VARCHAR, cost_usd DOUBLE,
+            source VARCHAR NOT NULL, status VARCHAR NOT NULL, error VARCHAR, created_at TIMESTAMP NOT NULL
+        )""")
+    _comment(con, "llm_calls", "One row per model call a run made or replayed (never the API key).", {
+        "call_id": "Run, scene and the call's number in the scene.",
+        "run_id": "The run that made or replayed the call.",
+        "scene_key": "The scene the call was for.",
+        "stage": "The scene's stage.",
+        "purpose": "opening, turn, reflection, script (a whole scene), or regenerate (a line that missed "
+                   "the stage's targets, asked again).",
+        "turn_index": "The turn the call wrote (NULL for openings, reflections and scripts).",
+        "backend": "anthropic or openai-compatible.", "model": "Model id.",
+        "request_hash": "SHA-256 of the request: the reply cache's key.",
+        "input_tokens": "Uncached input tokens.", "output_tokens": "Output tokens.",
+        "cache_read_tokens": "Input tokens read from the provider's prompt cache.",
+        "cache_write_tokens": "Input tokens written to the provider's prompt cache.",
+        "latency_ms": "Wall time of the call, retries included.",
+        "retries": "Retries the SDK made (429, 529, 5xx, timeouts) plus re-sends of malformed replies.",
+        "stop_reason": "end, max_tokens, refusal or other; the provider's own word after a colon.",
+        "cost_usd": "Cost from the price table (0 for cache replays; NULL if the model has no price).",
+        "source": "api (paid now), batch (Message Batches, half price) or cache (replayed, free).",
+        "status": "ok, or failed (see error).",
+        "error": "Why the call failed, one line.",
+        "created_at": "When the reply arrived.",
+    })
+    con.execute("""
+        CREATE TABLE scene_failures (
+            run_id VARCHAR NOT NULL, scene_key VARCHAR NOT NULL, learner VARCHAR NOT NULL, pack VARCHAR NOT NULL,
+            scene VARCHAR NOT NULL, variation INTEGER NOT NULL, stage VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+            failed_at TIMESTAMP NOT NULL, PRIMARY KEY (run_id, scene_key)
+        )""")
+    _comment(con, "scene_failures", "Scenes a run could not finish, and why; the next run tries them again.", {
+        "run_id": "The run.", "scene_key": "The scene's key.", "learner": "Learner id.", "pack": "Pack id.",
+        "scene": "Scene id.", "variation": "Variation.", "stage": "Stage id.",
+        "reason": "Why it failed, one line (no API key).", "failed_at": "When.",
+    })
+
+
+MIGRATIONS: list[Migration] = [
+    m001_trajectories, m002_training_text, m003_stored_dialogue, m004_scene_records, m005_model_calls,
+]

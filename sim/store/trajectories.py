@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,10 +30,16 @@ class SceneRecord:
     turns: list[tuple[Any, ...]]  # rows of `turns` without scene_key, in TURN_COLUMNS[1:] order
     people: list[dict[str, Any]]  # rows of `people` without first_run_id
     state: dict[str, Any]  # a row of `learner_states`
+    calls: list[dict[str, Any]] = field(default_factory=list)  # rows of `llm_calls` without run_id
 
     @classmethod
     def build(
-        cls, scene: dict[str, Any], turns: Sequence[Turn], people: Sequence[Persona], state: LearnerState
+        cls,
+        scene: dict[str, Any],
+        turns: Sequence[Turn],
+        people: Sequence[Persona],
+        state: LearnerState,
+        calls: Sequence[dict[str, Any]] = (),
     ) -> SceneRecord:
         """Turn a finished scene's values into rows."""
         return cls(
@@ -48,7 +54,16 @@ class SceneRecord:
                 "age": state.age,
                 "state": state.model_dump_json(),
             },
+            list(calls),
         )
+
+
+@dataclass(frozen=True)
+class FailedScene:
+    """A scene that could not be finished: why, and the calls it made (they were paid for)."""
+
+    failure: dict[str, Any]  # a row of `scene_failures` without run_id
+    calls: list[dict[str, Any]]  # rows of `llm_calls` without run_id
 
 
 def person_row(p: Persona) -> dict[str, Any]:
@@ -96,6 +111,9 @@ def write_scenes(con: duckdb.DuckDBPyConnection, records: Sequence[SceneRecord],
         "turns": turns,
         "learner_states": pa.Table.from_pylist([r.state for r in records]),
     }
+    calls = _call_rows(((r.scene["scene_key"], r.calls) for r in records), run_id)
+    if calls:
+        tables["llm_calls"] = pa.Table.from_pylist(calls)
     people = {p["person_id"]: {**p, "first_run_id": run_id} for r in records for p in r.people}
     con.execute("BEGIN")
     try:
@@ -107,6 +125,32 @@ def write_scenes(con: duckdb.DuckDBPyConnection, records: Sequence[SceneRecord],
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def write_failures(con: duckdb.DuckDBPyConnection, failures: Sequence[FailedScene], run_id: str) -> None:
+    """Record scenes that failed, with the calls they made, in one transaction."""
+    if not failures:
+        return
+    calls = _call_rows(((f.failure["scene_key"], f.calls) for f in failures), run_id)
+    con.execute("BEGIN")
+    try:
+        _insert(con, "scene_failures", pa.Table.from_pylist([{**f.failure, "run_id": run_id} for f in failures]),
+                ignore_existing=True)  # fmt: skip
+        if calls:
+            _insert(con, "llm_calls", pa.Table.from_pylist(calls))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _call_rows(scenes: Iterable[tuple[str, list[dict[str, Any]]]], run_id: str) -> list[dict[str, Any]]:
+    """`llm_calls` rows with their ids: run, scene and the call's number in the scene."""
+    return [
+        {**call, "run_id": run_id, "call_id": f"{run_id}:{key}:{i}"}
+        for key, calls in scenes
+        for i, call in enumerate(calls)
+    ]
 
 
 def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, *, ignore_existing: bool = False) -> None:

@@ -1,0 +1,243 @@
+"""The Anthropic provider: a `ModelCall` through the official SDK's async client, a `Completion` back.
+
+The request caches the stable prefix (`cache_control` on the first system block), sends no sampling
+parameters (current models reject them) and asks for structured output with `output_config` when the
+call has a schema. The reply is read by block type, so thinking blocks never leak into the text.
+
+Invariants:
+- The SDK retries what it knows to be transient (429, 5xx, 529, timeouts, connections dropped before
+  the body was read), honouring retry-after. This module retries only a 200 whose body cannot be read
+  as a `Message`, which the SDK hands back without retrying, and only within what is left of the same
+  `max_retries` budget: a call never makes more than `max_retries + 1` attempts.
+- Nothing but a `ProviderError` leaves `complete()`, its message one line passed through `redact`;
+  the API key is never logged or put in a message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import anthropic
+from anthropic import types as api
+
+from sim.backends.provider import (
+    AuthError,
+    Completion,
+    Message,
+    ModelCall,
+    ProviderError,
+    RejectedError,
+    StopReason,
+    TransientError,
+    redact,
+)
+from sim.errors import UsageError
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+API = "the Anthropic API"
+MISSING_KEY = (
+    "ANTHROPIC_API_KEY is not set: export your Anthropic API key (or use --backend scripted, which needs none)"
+)
+_STOP_REASONS: dict[str, StopReason] = {
+    "end_turn": "end",
+    "stop_sequence": "end",
+    "max_tokens": "max_tokens",
+    "refusal": "refusal",
+}
+# a 200 whose body is not a readable Message (the SDK's validation error included)
+_MALFORMED = (ValueError, TypeError, AttributeError, KeyError, anthropic.APIResponseValidationError)
+_DETAIL_CHARS = 300
+
+
+class AnthropicProvider:
+    """`Provider` over `anthropic.AsyncAnthropic` (Messages API, non-streaming)."""
+
+    name = "anthropic"
+
+    def __init__(
+        self, *, api_key: str, base_url: str | None = None, timeout: float = 60.0, max_retries: int = 2
+    ) -> None:
+        """Create the SDK client; nothing is sent until `complete`.
+
+        Args:
+            api_key: The Anthropic API key; kept out of every message.
+            base_url: The API's URL; None means the public API (the environment is not consulted here).
+            timeout: Seconds allowed for each attempt.
+            max_retries: Retries per call, shared between the SDK and the malformed-body retry.
+        """
+        self._api_key = api_key
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url or DEFAULT_BASE_URL, timeout=timeout, max_retries=max_retries
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], *, timeout: float = 60.0, max_retries: int = 2) -> AnthropicProvider:
+        """The provider for `ANTHROPIC_API_KEY` (required) and `ANTHROPIC_BASE_URL` (optional) in `environ`.
+
+        Raises:
+            UsageError: `ANTHROPIC_API_KEY` is missing or empty.
+        """
+        api_key = environ.get("ANTHROPIC_API_KEY", "").strip()
+        if not api_key:
+            raise UsageError(MISSING_KEY)
+        base_url = environ.get("ANTHROPIC_BASE_URL", "").strip() or None
+        return cls(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+
+    async def complete(self, call: ModelCall) -> Completion:
+        """Send `call`; returns the completion or raises a `ProviderError` (never anything else)."""
+        started = time.perf_counter()
+        retries = 0
+        while True:
+            client = self._client.with_options(max_retries=self._max_retries - retries) if retries else self._client
+            try:
+                raw = await client.messages.with_raw_response.create(**request_params(call))
+            except anthropic.AnthropicError as err:
+                raise self._sdk_error(err, retries) from err
+            retries += raw.retries_taken
+            try:
+                message = await raw.parse()
+                completion = to_completion(message, retries=retries, request_id=raw.request_id)
+            except _MALFORMED as err:
+                if retries >= self._max_retries:
+                    reason = f"{API} sent a malformed reply ({malformed_detail(err)})"
+                    raise self._error(TransientError, reason, raw.status_code, retries) from err
+                retries += 1
+                continue
+            return replace(completion, latency_ms=elapsed_ms(started))
+
+    async def aclose(self) -> None:
+        """Close the SDK client and its connections."""
+        await self._client.close()
+
+    @property
+    def client(self) -> anthropic.AsyncAnthropic:
+        """The SDK client, for the Message Batches endpoints (`sim.backends.batch`)."""
+        return self._client
+
+    def error_for(self, err: anthropic.AnthropicError) -> ProviderError:
+        """The `ProviderError` for an exception the SDK raised on any endpoint, mapped as `complete` maps it."""
+        return self._sdk_error(err, 0)
+
+    def failure(self, cls: type[ProviderError], reason: str) -> ProviderError:
+        """A `cls` with `reason` on one line and the key redacted: for failures read from a batch's results."""
+        return self._error(cls, reason, None, 0, count=False)
+
+    def _sdk_error(self, err: anthropic.AnthropicError, retries_before: int) -> ProviderError:
+        """The `ProviderError` for an exception the SDK raised after its own retries."""
+        retries = retries_before + _sdk_retries(err)
+        if isinstance(err, anthropic.APIStatusError):
+            return self._status_error(err, retries)
+        if isinstance(err, anthropic.APITimeoutError):
+            return self._error(TransientError, f"{API} timed out (no reply within {self._timeout:g}s)", None, retries)
+        if isinstance(err, anthropic.APIConnectionError):
+            cause = err.__cause__ or err
+            detail = f"{type(cause).__name__}: {cause}"[:_DETAIL_CHARS]
+            return self._error(TransientError, f"the connection to {API} failed ({detail})", None, retries)
+        detail = f"{type(err).__name__}: {err}"[:_DETAIL_CHARS]
+        return self._error(TransientError, f"{API} call failed ({detail})", None, retries)
+
+    def _status_error(self, err: anthropic.APIStatusError, retries: int) -> ProviderError:
+        status = err.status_code
+        kind = f"{status} {err.type}" if err.type else str(status)
+        message = err.api_message or _body_text(err.body)
+        said = f"{kind}: {message}" if message else kind
+        if status in (401, 403):
+            reason = f"{API} refused the key in ANTHROPIC_API_KEY ({said}); set a valid key and run again"
+            return self._error(AuthError, reason, status, retries, count=False)
+        if status == 402:
+            reason = f"{API} refused the request for billing reasons ({said}); check your plan and credits"
+            return self._error(AuthError, reason, status, retries, count=False)
+        if status == 429:
+            return self._error(TransientError, f"{API} rate-limited the request ({said})", status, retries)
+        if status in (503, 529):
+            return self._error(TransientError, f"{API} is overloaded ({kind})", status, retries)
+        if status >= 500:
+            return self._error(TransientError, f"{API} had a server error ({kind})", status, retries)
+        if status in (408, 409):
+            return self._error(TransientError, f"{API} could not finish the request ({said})", status, retries)
+        return self._error(RejectedError, f"{API} rejected the request ({said})", status, retries, count=False)
+
+    def _error(
+        self, cls: type[ProviderError], reason: str, status: int | None, retries: int, *, count: bool = True
+    ) -> ProviderError:
+        """A `cls` whose one-line, redacted message says how many retries were spent (when `count`)."""
+        text = reason + (retry_phrase(retries) if count else "")
+        return cls(redact(text, [self._api_key]), status=status, retries=retries)
+
+
+def request_params(call: ModelCall) -> dict[str, Any]:
+    """The Messages API parameters for `call`: cached first system block, no sampling parameters."""
+    system: list[api.TextBlockParam] = [{"type": "text", "text": text} for text in call.system]
+    if system:
+        system[0]["cache_control"] = {"type": "ephemeral"}
+    messages = [message_param(m) for m in call.messages]
+    params: dict[str, Any] = {"model": call.model, "max_tokens": call.max_tokens, "messages": messages}
+    if system:
+        params["system"] = system
+    if call.schema is not None:
+        params["output_config"] = {"format": {"type": "json_schema", "schema": call.schema}}
+    return params
+
+
+def message_param(message: Message) -> api.MessageParam:
+    """One conversation message in the Messages API's shape."""
+    if message.role == "user":
+        return {"role": "user", "content": message.text}
+    return {"role": "assistant", "content": message.text}
+
+
+def to_completion(message: object, *, retries: int, request_id: str | None) -> Completion:
+    """The `Completion` for a parsed reply; raises TypeError when the body was not a `Message`."""
+    if not isinstance(message, api.Message):
+        raise TypeError(f"expected a message object, got {type(message).__name__}")
+    text = "".join(block.text for block in message.content if block.type == "text")
+    usage = message.usage
+    raw_stop = message.stop_reason or ""
+    return Completion(
+        text=text,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_input_tokens or 0,
+        cache_write_tokens=usage.cache_creation_input_tokens or 0,
+        stop_reason=_STOP_REASONS.get(raw_stop, "other"),
+        raw_stop_reason=raw_stop,
+        retries=retries,
+        request_id=request_id,
+    )
+
+
+def retry_phrase(retries: int) -> str:
+    """` after 2 retries`, ` after 1 retry`, or ` (not retried)`."""
+    if retries == 0:
+        return " (not retried)"
+    return f" after {retries} {'retry' if retries == 1 else 'retries'}"
+
+
+def _sdk_retries(err: anthropic.AnthropicError) -> int:
+    """The retries the SDK made before raising: the retry count header of the last attempt it sent."""
+    request = getattr(err, "request", None)
+    value = request.headers.get("x-stainless-retry-count", "") if request is not None else ""
+    return int(value) if value.isdigit() else 0
+
+
+def malformed_detail(err: Exception) -> str:
+    """Why a 200 body could not be read, in a few words."""
+    if isinstance(err, json.JSONDecodeError):
+        return "the body is not valid JSON"
+    return f"the body is not a message: {type(err).__name__}: {err}"[:_DETAIL_CHARS]
+
+
+def elapsed_ms(started: float) -> float:
+    """Milliseconds since `started` (a `time.perf_counter()` reading): the call's wall time, retries included."""
+    return round((time.perf_counter() - started) * 1000.0, 3)
+
+
+def _body_text(body: object) -> str:
+    """A non-JSON error body, shortened, for a message (JSON bodies give `api_message` instead)."""
+    return body[:_DETAIL_CHARS] if isinstance(body, str) else ""

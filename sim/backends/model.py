@@ -1,0 +1,199 @@
+"""The model backend: one call per utterance, with the reply cache, targets, prices and budget around it.
+
+Each utterance is one call: the speaker's cached prefix, the learner's life and the scene so far
+(`sim.backends.prompts`). The offline scripted backend realises the beat first, and its line is
+given to the model as an example of the beat's spirit, so a model scene follows the same outline.
+
+Invariants:
+- A reply is looked up in the durable cache by its request hash before any call, and written to
+  it as soon as it arrives: a command run again, or a scene interrupted at turn 7, replays what was
+  paid for instead of paying again.
+- Every call, paid, replayed or failed, becomes one `llm_calls` row; a failure carries the rows of
+  its unfinished utterance up (`SceneStopped.calls`), so nothing paid for goes unrecorded.
+- The budget is checked before every paid call; concurrent scenes may each finish the call they
+  are in, so a run can pass `--max-cost` by at most one call per scene in flight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sim.backends import prompts, targets
+from sim.backends.base import Request, Utterance
+from sim.backends.cache import ReplyCache
+from sim.backends.prices import PriceTable
+from sim.backends.provider import Completion, Message, ModelCall, Provider, ProviderError, SceneStopped
+from sim.backends.scripted import ScriptedBackend
+
+MAX_TOKENS = {"opening": 300, "reflection": 300, "turn": 400}
+"""Output budget per call; learner lines are held to their stage's word limit by `targets`, not here."""
+
+
+class BudgetSpent(SceneStopped):
+    """`--max-cost` is reached: no more paid calls."""
+
+
+class TargetsMissed(SceneStopped):
+    """The model's line missed the stage's targets twice."""
+
+
+@dataclass
+class Budget:
+    """What this run may still spend: `limit` USD (None = no limit), and what it has spent."""
+
+    limit: float | None = None
+    spent: float = 0.0
+    unpriced_calls: int = 0
+
+    def check(self) -> None:
+        """Raise `BudgetSpent` once the limit is reached."""
+        if self.limit is not None and self.spent >= self.limit:
+            raise BudgetSpent(f"--max-cost {self.limit:g} USD reached (spent {self.spent:.4f} USD)")
+
+    def add(self, cost: float | None) -> None:
+        """Count a paid call."""
+        if cost is None:
+            self.unpriced_calls += 1
+        else:
+            self.spent += cost
+
+
+@dataclass
+class ModelBackend:
+    """Utterances written by a model behind `provider`."""
+
+    provider: Provider
+    model: str
+    cache: ReplyCache
+    prices: PriceTable
+    budget: Budget = field(default_factory=Budget)
+    concurrent: bool = True
+    _examples: ScriptedBackend = field(default_factory=ScriptedBackend)
+
+    @property
+    def name(self) -> str:
+        """The provider's name: anthropic or openai-compatible."""
+        return self.provider.name
+
+    def speak(self, request: Request, *, seed: int) -> Utterance:
+        """Model backends only write asynchronously (`aspeak`)."""
+        raise TypeError("a model backend writes with aspeak(); the run loop awaits it")
+
+    async def aspeak(self, request: Request, *, seed: int) -> Utterance:
+        """Write one utterance; regenerate once if it misses the targets, then repair or fail the scene."""
+        example = self._examples.speak(request, seed=seed).text
+        system = prompts.system_blocks(request)
+        messages = [Message("user", prompts.user_message(request, example))]
+        rows: list[dict[str, Any]] = []
+        repairs = 0
+        verdict = targets.Verdict("")
+        for attempt in range(2):
+            purpose = request.kind if attempt == 0 else "regenerate"
+            call = ModelCall(
+                self.model, system, tuple(messages), MAX_TOKENS[request.kind], purpose=purpose,
+                salt=f"seed={seed};variation={request.variation}",
+            )  # fmt: skip
+            try:
+                completion, row = await self._complete(call, request)
+            except SceneStopped as exc:
+                exc.calls[:0] = rows
+                raise
+            rows.append(row)
+            verdict = self._check(request, completion)
+            repairs += verdict.repairs + attempt
+            if verdict.retry is None:
+                return Utterance(verdict.text, repairs, tuple(rows))
+            messages += [
+                Message("assistant", completion.text or "(nothing)"),
+                Message("user", prompts.regenerate(verdict.retry)),
+            ]
+        limit = _word_limit(request)
+        if limit is not None and verdict.text and not targets.OUT_OF_VOICE.search(verdict.text):
+            return Utterance(targets.shorten(verdict.text, limit), repairs + 1, tuple(rows))
+        missed = TargetsMissed(f"{_what(request)}: {verdict.retry}, twice")
+        missed.calls = rows
+        raise missed
+
+    async def aclose(self) -> None:
+        """Close the provider's client."""
+        await self.provider.aclose()
+
+    def close(self) -> None:
+        """Close the reply cache."""
+        self.cache.close()
+
+    async def _complete(self, call: ModelCall, request: Request) -> tuple[Completion, dict[str, Any]]:
+        key = call.key(self.provider.name)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit, self._row(call, request, key, hit, source="cache", cost=0.0)
+        self.budget.check()
+        try:
+            completion = await self.provider.complete(call)
+        except ProviderError as exc:
+            failed = Completion("", retries=exc.retries)
+            exc.calls.append(self._row(call, request, key, failed, source="api", cost=0.0, error=exc.reason))
+            raise
+        self.cache.put(key, self.provider.name, self.model, completion)
+        batch = bool(completion.extra.get("batch"))
+        cost = self.prices.cost(self.model, completion, batch=batch)
+        self.budget.add(cost)
+        return completion, self._row(call, request, key, completion, source="batch" if batch else "api", cost=cost)
+
+    def _check(self, request: Request, completion: Completion) -> targets.Verdict:
+        speaker = request.speaker or request.learner
+        own = "I" if speaker.id == request.learner.id else speaker.known_as
+        labels = ["I", request.learner.first_name, *(p.known_as for p in request.cast.values())]
+        return targets.check(
+            completion.text,
+            labels=labels,
+            own_label=own,
+            max_words=_word_limit(request),
+            cut=completion.stop_reason == "max_tokens",
+        )
+
+    def _row(
+        self,
+        call: ModelCall,
+        request: Request,
+        key: str,
+        completion: Completion,
+        *,
+        source: str,
+        cost: float | None,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "scene_key": request.scene_key,
+            "stage": request.stage.id,
+            "purpose": call.purpose,
+            "turn_index": request.turn if request.kind == "turn" else None,
+            "backend": self.provider.name,
+            "model": self.model,
+            "request_hash": key,
+            "input_tokens": completion.input_tokens,
+            "output_tokens": completion.output_tokens,
+            "cache_read_tokens": completion.cache_read_tokens,
+            "cache_write_tokens": completion.cache_write_tokens,
+            "latency_ms": completion.latency_ms,
+            "retries": completion.retries,
+            "stop_reason": None if error else f"{completion.stop_reason}:{completion.raw_stop_reason}",
+            "cost_usd": cost,
+            "source": source,
+            "status": "failed" if error else "ok",
+            "error": error,
+            "created_at": datetime.now(UTC).replace(tzinfo=None),
+        }
+
+
+def _word_limit(request: Request) -> int | None:
+    speaker = request.speaker
+    if request.kind == "turn" and speaker is not None and speaker.id == request.learner.id:
+        return request.stage.language.max_words_per_turn
+    return None
+
+
+def _what(request: Request) -> str:
+    return f"turn {request.turn}" if request.kind == "turn" else f"the {request.kind}"

@@ -1,0 +1,140 @@
+"""Living scenes concurrently with a model backend: many scenes wait on the network at once.
+
+Life lines (variations) are independent. Within a line, a scene may start once every scene of the
+earlier stages is done and its own follow-on ancestors in its stage are done: exactly the life it
+may remember (`LifeLine.view`), so the corpus does not depend on timing. At most `concurrency`
+scenes are in flight.
+
+Invariants:
+- A scene either finishes (its record goes to `done`) or fails with one reason (its failure, with
+  the calls it paid for, goes to `failed`). Scenes that would remember it (its follow-ons and every
+  later stage of its life line) are not lived but recorded as failed, naming it; the next run
+  tries them all again.
+- An authentication error or a spent budget stops new scenes everywhere; the first such error is
+  returned for the caller to report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sim.backends.base import Backend
+from sim.backends.model import BudgetSpent
+from sim.backends.provider import AuthError, SceneStopped
+from sim.curriculum import SceneJob
+from sim.engine import SceneRun, build_scene_graph
+from sim.learner import SceneEffect, initial_state
+from sim.lifeline import LifeLine, record
+from sim.store.trajectories import FailedScene, SceneRecord
+from sim.world import World
+
+LineTask = tuple[list[SceneJob], list[str]]
+
+
+class _Scheduler:
+    def __init__(
+        self,
+        world: World,
+        backend: Backend,
+        concurrency: int,
+        done: Callable[[SceneRecord], None],
+        failed: Callable[[FailedScene], None],
+    ) -> None:
+        self.world, self.backend = world, backend
+        self.graph = build_scene_graph(asynchronous=True).compile()
+        self.gate = asyncio.Semaphore(concurrency)
+        self.done, self.failed = done, failed
+        self.stopped: SceneStopped | None = None
+
+    async def line(self, jobs: Sequence[SceneJob], stored: Sequence[str]) -> None:
+        learner = self.world.personas[jobs[0].learner]
+        effects = [SceneEffect.model_validate_json(raw) for raw in stored]
+        life = LifeLine(initial_state(learner, self.world.graph, jobs[0].variation), effects)
+        lost: dict[str, str] = {}  # ref -> why it was not lived
+        for _, stage_jobs in itertools.groupby(jobs, key=lambda j: j.stage_rank):
+            batch = list(stage_jobs)
+            if lost:
+                for job in batch:  # later scenes would remember a life without the failed one
+                    self.failed(failure(job, _after(lost)))
+                continue
+            finished = {job.ref: asyncio.Event() for job in batch}
+            await asyncio.gather(*(self.scene(job, life, finished, lost) for job in batch))
+            if self.stopped:
+                return
+
+    async def scene(
+        self, job: SceneJob, life: LifeLine, finished: dict[str, asyncio.Event], lost: dict[str, str]
+    ) -> None:
+        try:
+            for ancestor in job.ancestors:
+                if ancestor in finished:
+                    await finished[ancestor].wait()
+            if self.stopped:
+                return
+            if failed_before := {a: lost[a] for a in job.ancestors if a in lost}:
+                lost[job.ref] = _after(failed_before)
+                self.failed(failure(job, lost[job.ref]))
+                return
+            async with self.gate:
+                if not self.stopped:
+                    await self._live(job, life, lost)
+        finally:
+            finished[job.ref].set()
+
+    async def _live(self, job: SceneJob, life: LifeLine, lost: dict[str, str]) -> None:
+        learner = self.world.personas[job.learner]
+        run = SceneRun(job=job, world=self.world, life=life.view(job), backend=self.backend, learner=learner)
+        try:
+            await self.graph.ainvoke(
+                {"turn": 0}, context=run, config={"recursion_limit": job.scene.turn_limit * 2 + 20}
+            )
+        except SceneStopped as exc:
+            if isinstance(exc, AuthError | BudgetSpent):
+                self.stopped = self.stopped or exc
+            else:
+                lost[job.ref] = exc.reason
+            self.failed(failure(job, exc.reason, [*run.calls, *exc.calls]))
+            return
+        life.add(run.effect)
+        self.done(record(run))
+
+
+def _after(lost: dict[str, str]) -> str:
+    ref, reason = min(lost.items())
+    return f"not lived: {ref} failed earlier in this life line ({reason})"
+
+
+def failure(job: SceneJob, reason: str, calls: Sequence[dict[str, Any]] = ()) -> FailedScene:
+    """The rows stored for a scene that could not finish (or was not lived because an earlier one failed)."""
+    row: dict[str, Any] = {
+        "scene_key": job.key,
+        "learner": job.learner,
+        "pack": job.pack,
+        "scene": job.scene.id,
+        "variation": job.variation,
+        "stage": job.scene.stage,
+        "reason": reason,
+        "failed_at": datetime.now(UTC).replace(tzinfo=None),
+    }
+    return FailedScene(row, list(calls))
+
+
+async def live_lines(
+    world: World,
+    backend: Backend,
+    lines: Sequence[LineTask],
+    concurrency: int,
+    done: Callable[[SceneRecord], None],
+    failed: Callable[[FailedScene], None],
+) -> SceneStopped | None:
+    """Live every line's scenes, `concurrency` at a time; returns the error that stopped the run, if any."""
+    scheduler = _Scheduler(world, backend, concurrency, done, failed)
+    try:
+        await asyncio.gather(*(scheduler.line(jobs, stored) for jobs, stored in lines))
+    finally:
+        await backend.aclose()
+    return scheduler.stopped
