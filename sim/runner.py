@@ -15,6 +15,7 @@ import asyncio
 import multiprocessing
 import os
 import re
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -177,7 +178,8 @@ def _live(
         summary.count_calls(scene.calls)
 
     if backend.concurrent:
-        stopped = asyncio.run(live_lines(world, backend, lines, options.concurrency, done, failed))
+        writer.deferred = True
+        stopped = asyncio.run(live_lines(world, backend, lines, options.concurrency, done, failed, writer.flush))
         if isinstance(stopped, AuthError):
             raise stopped
         summary.stopped = stopped.reason if stopped else None
@@ -269,6 +271,8 @@ class BatchWriter:
         self.db, self.run_id = db, run_id
         self._buffer: list[SceneRecord] = []
         self._failures: list[FailedScene] = []
+        self._lock = threading.Lock()
+        self.deferred = False  # True: `add` never writes; the caller flushes (from a thread, off the event loop)
         self._turns = 0
         self._last = time.monotonic()
 
@@ -279,26 +283,28 @@ class BatchWriter:
             return stored_effects(con, learner, variations)
 
     def add(self, scene: SceneRecord) -> None:
-        """Queue a finished scene; write when the batch is full or old enough."""
-        self._buffer.append(scene)
-        self._turns += len(scene.turns)
+        """Queue a finished scene; write when the batch is full or old enough (unless `deferred`)."""
+        with self._lock:
+            self._buffer.append(scene)
+            self._turns += len(scene.turns)
         full = len(self._buffer) >= FLUSH_SCENES or self._turns >= FLUSH_TURNS
-        if full or time.monotonic() - self._last > FLUSH_SECONDS:
+        if not self.deferred and (full or time.monotonic() - self._last > FLUSH_SECONDS):
             self.flush()
 
     def add_failure(self, scene: FailedScene) -> None:
         """Queue a failed scene; it is written with the next batch."""
-        self._failures.append(scene)
+        with self._lock:
+            self._failures.append(scene)
 
     def flush(self) -> None:
-        """Write every queued scene now."""
-        if self._buffer or self._failures:
+        """Write every queued scene now (safe from another thread while scenes are being added)."""
+        with self._lock:
+            scenes, failures = self._buffer, self._failures
+            self._buffer, self._failures, self._turns = [], [], 0
+        if scenes or failures:
             with connect(self.db) as con:
-                write_scenes(con, self._buffer, self.run_id)
-                write_failures(con, self._failures, self.run_id)
-            self._buffer.clear()
-            self._failures.clear()
-            self._turns = 0
+                write_scenes(con, scenes, self.run_id)
+                write_failures(con, failures, self.run_id)
         self._last = time.monotonic()
 
     def close(self, status: str, error: str | None) -> None:

@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -130,11 +131,32 @@ async def live_lines(
     concurrency: int,
     done: Callable[[SceneRecord], None],
     failed: Callable[[FailedScene], None],
+    flush: Callable[[], None] | None = None,
 ) -> SceneStopped | None:
-    """Live every line's scenes, `concurrency` at a time; returns the error that stopped the run, if any."""
+    """Live every line's scenes, `concurrency` at a time; returns the error that stopped the run, if any.
+
+    `flush` (writing finished scenes) runs every `FLUSH_SECONDS` in a thread, so the event loop
+    goes on serving replies while the database is written.
+    """
     scheduler = _Scheduler(world, backend, concurrency, done, failed)
+    finished = asyncio.Event()
+    flusher = asyncio.create_task(_flush_every(flush, finished)) if flush else None
     try:
         await asyncio.gather(*(scheduler.line(jobs, stored) for jobs, stored in lines))
     finally:
+        finished.set()
+        if flusher:
+            await flusher  # never cancelled mid-write: it sees `finished` and returns after its current flush
         await backend.aclose()
     return scheduler.stopped
+
+
+FLUSH_SECONDS = 2.0
+
+
+async def _flush_every(flush: Callable[[], None], finished: asyncio.Event) -> None:
+    while not finished.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finished.wait(), FLUSH_SECONDS)
+        if not finished.is_set():
+            await asyncio.to_thread(flush)
