@@ -5,6 +5,7 @@ Tables, training text, the reply cache, costs, stage targets, faults, the budget
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,30 @@ def test_learner_lines_out_of_voice_or_too_long_are_regenerated_and_counted(anth
     assert "lines repaired or regenerated to meet the stage's targets:" in result.output
 
 
-def test_under_a_20_percent_fault_rate_every_scene_completes_or_fails_with_its_reason(anthropic: Any) -> None:
+class CountingFake(AnthropicFake):
+    """The fake, keeping the usage of every reply that reached the client whole."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.served: list[dict[str, int]] = []
+
+    def _messages(self, request: Any, fault: Fault | None) -> Any:
+        response = super()._messages(request, fault)
+        if fault in (None, Fault.MAX_TOKENS) and response.status == 200:
+            self.served.append(json.loads(response.body)["usage"])
+        return response
+
+
+def test_under_a_20_percent_fault_rate_every_scene_completes_or_fails_with_its_reason(
+    shipped_world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with CountingFake(reply=in_character) as anthropic:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", anthropic.base_url)
+        check_fault_run(anthropic)
+
+
+def check_fault_run(anthropic: CountingFake) -> None:
     kinds = (Fault.RATE_LIMIT, Fault.OVERLOADED, Fault.SERVER_ERROR, Fault.MALFORMED, Fault.BAD_REQUEST,
              Fault.MAX_TOKENS, Fault.DROP)  # fmt: skip
     anthropic.faults = Faults(rate=0.2, kinds=kinds, seed=7, retry_after=0.01)
@@ -146,10 +170,12 @@ def test_under_a_20_percent_fault_rate_every_scene_completes_or_fails_with_its_r
     assert len(done) + len(failed) == 10 and not done & set(failed)
     assert all(reason.strip() and "\n" not in reason for reason in failed.values())
     assert rows("SELECT count(*) = count(DISTINCT (scene_key, turn_index)) FROM turns") == [(True,)]
-    # every paid call is a row; its tokens are what the server reported
-    ((ok_calls, tokens),) = rows("SELECT count(*), sum(input_tokens + output_tokens + cache_read_tokens "
-                                 "+ cache_write_tokens) FROM llm_calls WHERE status = 'ok'")  # fmt: skip
-    assert ok_calls > 0 and tokens > 0
+    # every reply that reached the client whole is one row, with the tokens the server reported
+    counted = rows("SELECT count(*), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), "
+                   "sum(cache_write_tokens) FROM llm_calls WHERE status = 'ok'")  # fmt: skip
+    served = anthropic.served
+    assert counted == [(len(served), *(sum(u[k] for u in served) for k in (
+        "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")))]
     assert rows("SELECT count(*) FROM llm_calls WHERE status = 'failed' AND error IS NULL") == [(0,)]
     if failed:
         assert f"{len(failed)} scenes failed (kept in scene_failures" in result.output
