@@ -22,8 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 SERVER = """
 import sys, time
 sys.path.insert(0, {tests!r})
-from fakes import AnthropicFake
-from test_model_run import in_character
+from fakes import AnthropicFake, in_character
 fake = AnthropicFake(reply=in_character, latency={latency}, lifetime=3600).start()
 print(fake.base_url, flush=True)
 time.sleep(3600)

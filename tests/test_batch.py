@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import pytest
 from conftest import run_cli
-from fakes import AnthropicFake, last_user_text
+from fakes import AnthropicFake, in_character
 from fakes.http11 import Response
 from fakes.server import RecordedRequest
 
@@ -296,17 +296,6 @@ def test_a_bad_batch_timing_variable_is_one_clear_line(value: str, cache: ReplyC
 
 # ----- sim run --batch --------------------------------------------------------------------------
 
-
-def in_character(request: dict[str, Any]) -> str:
-    """A short line that fits any stage: the fake's stand-in for a model that follows the prompt."""
-    asked = last_user_text(request)
-    if "Write only the opening" in asked:
-        return "I am little. Today I am at home with my family."
-    if "Write only the reflection" in asked:
-        return "I felt warm inside afterwards."
-    if "Write I's line" in asked:
-        return "Okay, I will."
-    return "Be kind to others, and they will be kind to you."
 
 
 def test_sim_run_batch_sends_rounds_of_scenes_and_pays_half(

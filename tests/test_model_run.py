@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pytest
 from conftest import run_cli
-from fakes import AnthropicFake, Fault, Faults, OpenAIFake, last_user_text
+from fakes import AnthropicFake, Fault, Faults, OpenAIFake, in_character, last_user_text
 
 from sim.backends.prices import load_prices
 from sim.backends.provider import Completion
@@ -24,17 +24,6 @@ PACK = "scenarios/first-steps"
 MODEL = "claude-sonnet-5"
 KEY = "test-key"
 
-
-def in_character(request: dict[str, Any]) -> str:
-    """A short line that fits any stage: the fake's stand-in for a model that follows the prompt."""
-    asked = last_user_text(request)
-    if "Write only the opening" in asked:
-        return "I am little. Today I am at home with my family."
-    if "Write only the reflection" in asked:
-        return "I felt warm inside afterwards."
-    if "Write I's line" in asked:
-        return "Okay, I will."
-    return "Be kind to others, and they will be kind to you."
 
 
 @pytest.fixture

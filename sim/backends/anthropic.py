@@ -15,7 +15,6 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -25,6 +24,7 @@ import anthropic
 from anthropic import types as api
 
 from sim.backends.provider import (
+    DETAIL_CHARS,
     AuthError,
     Completion,
     Message,
@@ -33,7 +33,11 @@ from sim.backends.provider import (
     RejectedError,
     StopReason,
     TransientError,
+    elapsed_ms,
+    malformed_detail,
     redact,
+    retry_phrase,
+    sdk_retries,
 )
 from sim.errors import UsageError
 
@@ -50,7 +54,6 @@ _STOP_REASONS: dict[str, StopReason] = {
 }
 # a 200 whose body is not a readable Message (the SDK's validation error included)
 _MALFORMED = (ValueError, TypeError, AttributeError, KeyError, anthropic.APIResponseValidationError)
-_DETAIL_CHARS = 300
 
 
 class AnthropicProvider:
@@ -105,7 +108,7 @@ class AnthropicProvider:
                 completion = to_completion(message, retries=retries, request_id=raw.request_id)
             except _MALFORMED as err:
                 if retries >= self._max_retries:
-                    reason = f"{API} sent a malformed reply ({malformed_detail(err)})"
+                    reason = f"{API} sent a malformed reply ({malformed_detail(err, 'a message')})"
                     raise self._error(TransientError, reason, raw.status_code, retries) from err
                 retries += 1
                 continue
@@ -130,16 +133,16 @@ class AnthropicProvider:
 
     def _sdk_error(self, err: anthropic.AnthropicError, retries_before: int) -> ProviderError:
         """The `ProviderError` for an exception the SDK raised after its own retries."""
-        retries = retries_before + _sdk_retries(err)
+        retries = retries_before + sdk_retries(err)
         if isinstance(err, anthropic.APIStatusError):
             return self._status_error(err, retries)
         if isinstance(err, anthropic.APITimeoutError):
             return self._error(TransientError, f"{API} timed out (no reply within {self._timeout:g}s)", None, retries)
         if isinstance(err, anthropic.APIConnectionError):
             cause = err.__cause__ or err
-            detail = f"{type(cause).__name__}: {cause}"[:_DETAIL_CHARS]
+            detail = f"{type(cause).__name__}: {cause}"[:DETAIL_CHARS]
             return self._error(TransientError, f"the connection to {API} failed ({detail})", None, retries)
-        detail = f"{type(err).__name__}: {err}"[:_DETAIL_CHARS]
+        detail = f"{type(err).__name__}: {err}"[:DETAIL_CHARS]
         return self._error(TransientError, f"{API} call failed ({detail})", None, retries)
 
     def _status_error(self, err: anthropic.APIStatusError, retries: int) -> ProviderError:
@@ -212,32 +215,14 @@ def to_completion(message: object, *, retries: int, request_id: str | None) -> C
     )
 
 
-def retry_phrase(retries: int) -> str:
-    """` after 2 retries`, ` after 1 retry`, or ` (not retried)`."""
-    if retries == 0:
-        return " (not retried)"
-    return f" after {retries} {'retry' if retries == 1 else 'retries'}"
 
 
-def _sdk_retries(err: anthropic.AnthropicError) -> int:
-    """The retries the SDK made before raising: the retry count header of the last attempt it sent."""
-    request = getattr(err, "request", None)
-    value = request.headers.get("x-stainless-retry-count", "") if request is not None else ""
-    return int(value) if value.isdigit() else 0
 
 
-def malformed_detail(err: Exception) -> str:
-    """Why a 200 body could not be read, in a few words."""
-    if isinstance(err, json.JSONDecodeError):
-        return "the body is not valid JSON"
-    return f"the body is not a message: {type(err).__name__}: {err}"[:_DETAIL_CHARS]
 
 
-def elapsed_ms(started: float) -> float:
-    """Milliseconds since `started` (a `time.perf_counter()` reading): the call's wall time, retries included."""
-    return round((time.perf_counter() - started) * 1000.0, 3)
 
 
 def _body_text(body: object) -> str:
     """A non-JSON error body, shortened, for a message (JSON bodies give `api_message` instead)."""
-    return body[:_DETAIL_CHARS] if isinstance(body, str) else ""
+    return body[:DETAIL_CHARS] if isinstance(body, str) else ""

@@ -36,7 +36,7 @@ from anthropic.types.messages import (
     batch_create_params,
 )
 
-from sim.backends.anthropic import API, AnthropicProvider, elapsed_ms, request_params, to_completion
+from sim.backends.anthropic import API, AnthropicProvider, request_params, to_completion
 from sim.backends.cache import ReplyCache
 from sim.backends.provider import (
     AuthError,
@@ -45,6 +45,7 @@ from sim.backends.provider import (
     ProviderError,
     RejectedError,
     TransientError,
+    elapsed_ms,
 )
 from sim.errors import UsageError
 

@@ -16,7 +16,6 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -26,6 +25,7 @@ import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from sim.backends.provider import (
+    DETAIL_CHARS,
     AuthError,
     Completion,
     Message,
@@ -34,7 +34,11 @@ from sim.backends.provider import (
     RejectedError,
     StopReason,
     TransientError,
+    elapsed_ms,
+    malformed_detail,
     redact,
+    retry_phrase,
+    sdk_retries,
 )
 from sim.errors import UsageError
 
@@ -43,7 +47,6 @@ MISSING_URL = "--base-url is required for --backend openai-compatible (the serve
 _FINISH_REASONS: dict[str, StopReason] = {"stop": "end", "length": "max_tokens", "content_filter": "refusal"}
 # a 200 whose body is not a readable chat completion (the SDK's validation error included)
 _MALFORMED = (ValueError, TypeError, AttributeError, KeyError, openai.APIResponseValidationError)
-_DETAIL_CHARS = 300
 
 
 class OpenAICompatibleProvider:
@@ -98,7 +101,7 @@ class OpenAICompatibleProvider:
                 completion = to_completion(raw.parse(), retries=retries, request_id=raw.request_id)
             except _MALFORMED as err:
                 if retries >= self._max_retries:
-                    reason = f"{self._api} sent a malformed reply ({malformed_detail(err)})"
+                    reason = f"{self._api} sent a malformed reply ({malformed_detail(err, 'a chat completion')})"
                     raise self._error(TransientError, reason, raw.status_code, retries) from err
                 retries += 1
                 continue
@@ -110,7 +113,7 @@ class OpenAICompatibleProvider:
 
     def _sdk_error(self, err: openai.OpenAIError, retries_before: int) -> ProviderError:
         """The `ProviderError` for an exception the SDK raised after its own retries."""
-        retries = retries_before + _sdk_retries(err)
+        retries = retries_before + sdk_retries(err)
         if isinstance(err, openai.APIStatusError):
             return self._status_error(err, retries)
         if isinstance(err, openai.APITimeoutError):
@@ -118,9 +121,9 @@ class OpenAICompatibleProvider:
             return self._error(TransientError, reason, None, retries)
         if isinstance(err, openai.APIConnectionError):
             cause = err.__cause__ or err
-            detail = f"{type(cause).__name__}: {cause}"[:_DETAIL_CHARS]
+            detail = f"{type(cause).__name__}: {cause}"[:DETAIL_CHARS]
             return self._error(TransientError, f"the connection to {self._api} failed ({detail})", None, retries)
-        detail = f"{type(err).__name__}: {err}"[:_DETAIL_CHARS]
+        detail = f"{type(err).__name__}: {err}"[:DETAIL_CHARS]
         return self._error(TransientError, f"the call to {self._api} failed ({detail})", None, retries)
 
     def _status_error(self, err: openai.APIStatusError, retries: int) -> ProviderError:
@@ -206,35 +209,17 @@ def to_completion(reply: object, *, retries: int, request_id: str | None) -> Com
     )
 
 
-def retry_phrase(retries: int) -> str:
-    """` after 2 retries`, ` after 1 retry`, or ` (not retried)`."""
-    if retries == 0:
-        return " (not retried)"
-    return f" after {retries} {'retry' if retries == 1 else 'retries'}"
 
 
-def malformed_detail(err: Exception) -> str:
-    """Why a 200 body could not be read, in a few words."""
-    if isinstance(err, json.JSONDecodeError):
-        return "the body is not valid JSON"
-    return f"the body is not a chat completion: {type(err).__name__}: {err}"[:_DETAIL_CHARS]
 
 
-def elapsed_ms(started: float) -> float:
-    """Milliseconds since `started` (a `time.perf_counter()` reading): the call's wall time, retries included."""
-    return round((time.perf_counter() - started) * 1000.0, 3)
 
 
-def _sdk_retries(err: openai.OpenAIError) -> int:
-    """The retries the SDK made before raising: the retry count header of the last attempt it sent."""
-    request = getattr(err, "request", None)
-    value = request.headers.get("x-stainless-retry-count", "") if request is not None else ""
-    return int(value) if value.isdigit() else 0
 
 
 def _error_message(body: object) -> str:
     """The server's own words from an error body: `{"message": ...}` (the SDK unwraps `error`), or raw text."""
     if isinstance(body, dict):
         message = body.get("message")
-        return str(message)[:_DETAIL_CHARS] if message else ""
-    return body[:_DETAIL_CHARS] if isinstance(body, str) else ""
+        return str(message)[:DETAIL_CHARS] if message else ""
+    return body[:DETAIL_CHARS] if isinstance(body, str) else ""

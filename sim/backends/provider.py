@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
@@ -129,3 +130,33 @@ def redact(text: str, secrets: Sequence[str | None]) -> str:
             text = text.replace(secret, "[redacted]")
     text = re.sub(r"\b(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,})", "[redacted]", text)
     return " ".join(text.split())
+
+
+DETAIL_CHARS = 300
+"""At most this much of a server's or exception's own words goes into a message."""
+
+
+def retry_phrase(retries: int) -> str:
+    """` after 2 retries`, ` after 1 retry`, or ` (not retried)`."""
+    if retries == 0:
+        return " (not retried)"
+    return f" after {retries} {'retry' if retries == 1 else 'retries'}"
+
+
+def sdk_retries(err: Exception) -> int:
+    """The retries an SDK (anthropic or openai) made before raising: the retry count header of its last attempt."""
+    request = getattr(err, "request", None)
+    value = request.headers.get("x-stainless-retry-count", "") if request is not None else ""
+    return int(value) if value.isdigit() else 0
+
+
+def malformed_detail(err: Exception, expected: str) -> str:
+    """Why a 200 body could not be read as `expected` ("a message"), in a few words."""
+    if isinstance(err, json.JSONDecodeError):
+        return "the body is not valid JSON"
+    return f"the body is not {expected}: {type(err).__name__}: {err}"[:DETAIL_CHARS]
+
+
+def elapsed_ms(started: float) -> float:
+    """Milliseconds since `started` (a `time.perf_counter()` reading): the call's wall time, retries included."""
+    return round((time.perf_counter() - started) * 1000.0, 3)

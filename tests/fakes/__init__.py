@@ -12,7 +12,7 @@ from __future__ import annotations
 from .anthropic_server import AnthropicFake
 from .faults import TRANSIENT, Fault, Faults
 from .openai_server import OpenAIFake
-from .replies import count_tokens, echo, last_user_text, scripted, words
+from .replies import count_tokens, echo, in_character, last_user_text, scripted, words
 from .server import REDACTED, FakeServer, RecordedRequest
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "RecordedRequest",
     "count_tokens",
     "echo",
+    "in_character",
     "last_user_text",
     "scripted",
     "words",

@@ -70,3 +70,14 @@ def words(n: int, word: str = "word") -> Reply:
     """Reply with `n` numbered words (`word1 word2 ...`): handy for max_tokens cut-offs."""
     text = " ".join(f"{word}{i}" for i in itertools.islice(itertools.count(1), n))
     return lambda _request: text
+
+def in_character(request: dict[str, Any]) -> str:
+    """A short line that fits any stage: the fake's stand-in for a model that follows the prompt."""
+    asked = last_user_text(request)
+    if "Write only the opening" in asked:
+        return "I am little. Today I am at home with my family."
+    if "Write only the reflection" in asked:
+        return "I felt warm inside afterwards."
+    if "Write I's line" in asked:
+        return "Okay, I will."
+    return "Be kind to others, and they will be kind to you."
