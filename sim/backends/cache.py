@@ -6,11 +6,11 @@ cache also remembers the Message Batches a run has submitted and not yet collect
 run collects them instead of submitting (and paying for) them again.
 
 Invariants:
-- `put`, `put_many` and `add_batch` have committed, and reached the disk, when they return: the file
-  is in WAL mode with `synchronous=FULL`, which syncs the log on every commit. NORMAL would survive a
-  killed process too but may lose the last commits on a power cut; one sync per reply costs far less
-  than the seconds a reply took and the money it cost. `put_many` lets a collected batch of
-  thousands of replies be stored with one sync.
+- `put`, `put_many` and `add_batch` have committed when they return, so a killed process (Ctrl-C,
+  `kill -9`) loses nothing: the file is in WAL mode with `synchronous=NORMAL`, which survives a crash
+  of the process and may lose only the last commits on a power cut (those replies are paid for again).
+  FULL would sync the disk on every reply, about a millisecond that blocks the run's event loop,
+  where every other scene is waiting on its reply.
 - A key is stored once: a replay's `put` is ignored, so the first reply for a request is the one kept.
 - Only a `Completion` is stored (text, usage, stop reason, request id): never an API key or header.
 - Every SQLite failure leaves as a one-line `StoreError` that names the file and what to do.
