@@ -7,14 +7,13 @@ ordering (curriculum, memory visibility) is derived from it.
 from __future__ import annotations
 
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from sim.errors import ConfigError, Problem
-from sim.yamlio import Document, Spec, load_document
+from sim.errors import Problem
+from sim.yamlio import Document, Spec, load_data_file
 
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", min_length=1, max_length=64)]
 DEFAULT_STAGES = "stages.yaml"
@@ -94,11 +93,4 @@ def check_stages(doc: Document[StageList]) -> list[Problem]:
 
 def load_stages(path: Path | None = None) -> StageList:
     """Load a stages file, or the shipped defaults when `path` is None."""
-    if path is None:
-        with resources.as_file(resources.files("sim.data") / DEFAULT_STAGES) as shipped:
-            return load_stages(shipped)
-    doc = load_document(StageList, path)
-    problems = check_stages(doc)
-    if problems:
-        raise ConfigError(problems)
-    return doc.model
+    return load_data_file(StageList, path, DEFAULT_STAGES, check_stages)

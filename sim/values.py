@@ -6,14 +6,13 @@ Invariant: a value id is stable; scenes and personas refer to values only by id.
 from __future__ import annotations
 
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 
 from pydantic import Field
 
-from sim.errors import ConfigError
+from sim.errors import Problem
 from sim.stages import Id
-from sim.yamlio import Spec, load_document
+from sim.yamlio import Document, Spec, load_data_file
 
 DEFAULT_VALUES = "values.yaml"
 
@@ -44,10 +43,10 @@ class ValueList(Spec):
 
 def load_values(path: Path | None = None) -> ValueList:
     """Load a values file, or the shipped defaults when `path` is None."""
-    if path is None:
-        with resources.as_file(resources.files("sim.data") / DEFAULT_VALUES) as shipped:
-            return load_values(shipped)
-    doc = load_document(ValueList, path)
+    return load_data_file(ValueList, path, DEFAULT_VALUES, _check_values)
+
+
+def _check_values(doc: Document[ValueList]) -> list[Problem]:
     seen: set[str] = set()
     problems = []
     for i, value in enumerate(doc.model.values):
@@ -56,6 +55,4 @@ def load_values(path: Path | None = None) -> ValueList:
                 doc.problem(("values", i, "id"), f"value {value.id!r} is listed twice (list each value once)")
             )
         seen.add(value.id)
-    if problems:
-        raise ConfigError(problems)
-    return doc.model
+    return problems

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -257,6 +258,24 @@ def load_document(model: type[M], path: Path, *, context: dict[str, Any] | None 
     shown = display_path(path)
     tree = read_yaml(path)
     return Document(validate(model, tree, shown, context=context), shown, tree)
+
+
+def load_data_file(
+    model: type[M], path: Path | None, shipped: str, check: Callable[[Document[M]], Sequence[Problem]]
+) -> M:
+    """Load a user-editable data file (stages, values, prices), or the one shipped in `sim/data` when `path` is None.
+
+    Raises:
+        ConfigError: the file cannot be read, does not validate, or `check` finds problems.
+    """
+    if path is None:
+        with resources.as_file(resources.files("sim.data") / shipped) as default:
+            return load_data_file(model, default, shipped, check)
+    doc = load_document(model, path)
+    problems = check(doc)
+    if problems:
+        raise ConfigError(problems)
+    return doc.model
 
 
 def _yaml_kind(value: Any) -> str:

@@ -20,15 +20,14 @@ import fnmatch
 import math
 import re
 from decimal import ROUND_HALF_EVEN, Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator
 
 from sim.backends.provider import Completion
-from sim.errors import ConfigError, Problem
-from sim.yamlio import Document, Spec, load_document
+from sim.errors import Problem
+from sim.yamlio import Document, Spec, load_data_file
 
 DEFAULT_PRICES = "prices.yaml"
 TOKENS_PER_PRICE = Decimal(1_000_000)
@@ -157,11 +156,4 @@ def load_prices(path: Path | None = None) -> PriceTable:
     Raises:
         ConfigError: the file cannot be read or does not validate; every problem names file, line and key.
     """
-    if path is None:
-        with resources.as_file(resources.files("sim.data") / DEFAULT_PRICES) as shipped:
-            return load_prices(shipped)
-    doc = load_document(PriceTable, path)
-    problems = check_prices(doc)
-    if problems:
-        raise ConfigError(problems)
-    return doc.model
+    return load_data_file(PriceTable, path, DEFAULT_PRICES, check_prices)
