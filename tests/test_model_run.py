@@ -243,3 +243,13 @@ def test_an_openai_compatible_server_writes_the_same_tables(
     assert rows("SELECT count(*), min(backend) FROM scenes") == [(4, "openai-compatible")]
     assert rows("SELECT count(*) FROM llm_calls WHERE cost_usd IS NULL") == rows("SELECT count(*) FROM llm_calls")
     assert "I: Okay, I will." in rows("SELECT text FROM training_text LIMIT 1")[0][0]
+
+
+def test_model_options_with_the_offline_backend_are_one_clear_error(shipped_world: Path) -> None:
+    result = run_cli("run", PACK, "--mode", "script", "--batch", "--db", "c.duckdb")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --mode script, --batch only apply to a model backend; add --backend anthropic or --backend "
+        "openai-compatible, or leave them out for the offline scripted backend\n"
+    )
+    assert not Path("c.duckdb").exists()

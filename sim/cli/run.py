@@ -79,6 +79,7 @@ def run_command(
     Running the same command again adds nothing; a run stopped at any point (even killed) completes
     on the next invocation, with nothing lost and nothing duplicated.
     """
+    _check_model_flags(backend, model, model_options)
     world = load_world(paths, list(packs))
     options = RunOptions(
         db=db,
@@ -105,6 +106,21 @@ def run_command(
     _print_summary(world, summary)
     if summary.stopped or summary.failed:
         click.get_current_context().exit(EXIT_STOPPED if summary.stopped else EXIT_FAILED_SCENES)
+
+
+def _check_model_flags(backend: str, model: str | None, flags: ModelFlags) -> None:
+    """Options that only a model backend reads are an error with the offline one, not silently ignored."""
+    if backend != "scripted":
+        return
+    given = flags.options
+    named = [name for name, on in (("--model", model), ("--base-url", given.base_url),
+                                    ("--mode script", given.mode == "script"), ("--max-cost", given.max_cost),
+                                    ("--batch", given.batch)) if on]  # fmt: skip
+    if named:
+        raise UsageError(
+            f"{', '.join(named)} only apply to a model backend; add --backend anthropic or --backend "
+            "openai-compatible, or leave them out for the offline scripted backend"
+        )
 
 
 def _learner(world: World, chosen: str | None) -> str:
