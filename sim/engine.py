@@ -213,7 +213,8 @@ def _turn_request(run: SceneRun, index: int) -> Request:
 
 def _record_turn(run: SceneRun, request: Request, reply: Utterance, started: float) -> None:
     speaker, addressee, beat = request.speaker, request.addressee, request.beat
-    assert speaker is not None and addressee is not None and beat is not None  # set by _turn_request
+    if speaker is None or addressee is None or beat is None:
+        raise ValueError(f"turn {request.turn} of {request.scene_key} was asked without a speaker, addressee or beat")
     run.said(reply)
     run.turns.append(
         Turn(

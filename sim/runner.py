@@ -179,7 +179,8 @@ def _live(
 
     if backend.concurrent:
         writer.deferred = True
-        stopped = asyncio.run(live_lines(world, backend, lines, options.concurrency, done, failed, writer.flush))
+        lived = live_lines(world, backend, lines, options.concurrency, done, failed, writer.flush, FLUSH_SECONDS)
+        stopped = asyncio.run(lived)
         if isinstance(stopped, AuthError):
             raise stopped
         summary.stopped = stopped.reason if stopped else None

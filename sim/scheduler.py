@@ -132,15 +132,16 @@ async def live_lines(
     done: Callable[[SceneRecord], None],
     failed: Callable[[FailedScene], None],
     flush: Callable[[], None] | None = None,
+    flush_every: float = 2.0,
 ) -> SceneStopped | None:
     """Live every line's scenes, `concurrency` at a time; returns the error that stopped the run, if any.
 
-    `flush` (writing finished scenes) runs every `FLUSH_SECONDS` in a thread, so the event loop
+    `flush` (writing finished scenes) runs every `flush_every` seconds in a thread, so the event loop
     goes on serving replies while the database is written.
     """
     scheduler = _Scheduler(world, backend, concurrency, done, failed)
     finished = asyncio.Event()
-    flusher = asyncio.create_task(_flush_every(flush, finished)) if flush else None
+    flusher = asyncio.create_task(_flush_every(flush, flush_every, finished)) if flush else None
     try:
         await asyncio.gather(*(scheduler.line(jobs, stored) for jobs, stored in lines))
     finally:
@@ -151,12 +152,9 @@ async def live_lines(
     return scheduler.stopped
 
 
-FLUSH_SECONDS = 2.0
-
-
-async def _flush_every(flush: Callable[[], None], finished: asyncio.Event) -> None:
+async def _flush_every(flush: Callable[[], None], seconds: float, finished: asyncio.Event) -> None:
     while not finished.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(finished.wait(), FLUSH_SECONDS)
+            await asyncio.wait_for(finished.wait(), seconds)
         if not finished.is_set():
             await asyncio.to_thread(flush)

@@ -25,19 +25,17 @@ from anthropic import types as api
 
 from sim.backends.provider import (
     DETAIL_CHARS,
-    AuthError,
     Completion,
     Message,
     ModelCall,
     ProviderError,
-    RejectedError,
     StopReason,
     TransientError,
     elapsed_ms,
     malformed_detail,
-    redact,
-    retry_phrase,
+    provider_error,
     sdk_retries,
+    status_error,
 )
 from sim.errors import UsageError
 
@@ -150,28 +148,13 @@ class AnthropicProvider:
         kind = f"{status} {err.type}" if err.type else str(status)
         message = err.api_message or _body_text(err.body)
         said = f"{kind}: {message}" if message else kind
-        if status in (401, 403):
-            reason = f"{API} refused the key in ANTHROPIC_API_KEY ({said}); set a valid key and run again"
-            return self._error(AuthError, reason, status, retries, count=False)
-        if status == 402:
-            reason = f"{API} refused the request for billing reasons ({said}); check your plan and credits"
-            return self._error(AuthError, reason, status, retries, count=False)
-        if status == 429:
-            return self._error(TransientError, f"{API} rate-limited the request ({said})", status, retries)
-        if status in (503, 529):
-            return self._error(TransientError, f"{API} is overloaded ({kind})", status, retries)
-        if status >= 500:
-            return self._error(TransientError, f"{API} had a server error ({kind})", status, retries)
-        if status in (408, 409):
-            return self._error(TransientError, f"{API} could not finish the request ({said})", status, retries)
-        return self._error(RejectedError, f"{API} rejected the request ({said})", status, retries, count=False)
+        auth = f"{API} refused the key in ANTHROPIC_API_KEY ({said}); set a valid key and run again"
+        return status_error(API, status, kind, said, auth=auth, retries=retries, secret=self._api_key)
 
     def _error(
         self, cls: type[ProviderError], reason: str, status: int | None, retries: int, *, count: bool = True
     ) -> ProviderError:
-        """A `cls` whose one-line, redacted message says how many retries were spent (when `count`)."""
-        text = reason + (retry_phrase(retries) if count else "")
-        return cls(redact(text, [self._api_key]), status=status, retries=retries)
+        return provider_error(cls, reason, status, retries, self._api_key, count=count)
 
 
 def request_params(call: ModelCall) -> dict[str, Any]:

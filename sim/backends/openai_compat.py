@@ -26,19 +26,17 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from sim.backends.provider import (
     DETAIL_CHARS,
-    AuthError,
     Completion,
     Message,
     ModelCall,
     ProviderError,
-    RejectedError,
     StopReason,
     TransientError,
     elapsed_ms,
     malformed_detail,
-    redact,
-    retry_phrase,
+    provider_error,
     sdk_retries,
+    status_error,
 )
 from sim.errors import UsageError
 
@@ -132,31 +130,16 @@ class OpenAICompatibleProvider:
         kind = f"{status} {word}" if word else str(status)
         message = _error_message(err.body)
         said = f"{kind}: {message}" if message else kind
-        if status in (401, 403):
-            if self._api_key is None:
-                reason = f"{self._api} needs an API key ({said}); set OPENAI_API_KEY and run again"
-            else:
-                reason = f"{self._api} refused the key in OPENAI_API_KEY ({said}); set a valid key and run again"
-            return self._error(AuthError, reason, status, retries, count=False)
-        if status == 402:
-            reason = f"{self._api} refused the request for billing reasons ({said}); check your plan and credits"
-            return self._error(AuthError, reason, status, retries, count=False)
-        if status == 429:
-            return self._error(TransientError, f"{self._api} rate-limited the request ({said})", status, retries)
-        if status in (503, 529):
-            return self._error(TransientError, f"{self._api} is overloaded ({kind})", status, retries)
-        if status >= 500:
-            return self._error(TransientError, f"{self._api} had a server error ({kind})", status, retries)
-        if status in (408, 409):
-            return self._error(TransientError, f"{self._api} could not finish the request ({said})", status, retries)
-        return self._error(RejectedError, f"{self._api} rejected the request ({said})", status, retries, count=False)
+        if self._api_key is None:
+            auth = f"{self._api} needs an API key ({said}); set OPENAI_API_KEY and run again"
+        else:
+            auth = f"{self._api} refused the key in OPENAI_API_KEY ({said}); set a valid key and run again"
+        return status_error(self._api, status, kind, said, auth=auth, retries=retries, secret=self._api_key)
 
     def _error(
         self, cls: type[ProviderError], reason: str, status: int | None, retries: int, *, count: bool = True
     ) -> ProviderError:
-        """A `cls` whose one-line, redacted message says how many retries were spent (when `count`)."""
-        text = reason + (retry_phrase(retries) if count else "")
-        return cls(redact(text, [self._api_key]), status=status, retries=retries)
+        return provider_error(cls, reason, status, retries, self._api_key, count=count)
 
 
 def request_params(call: ModelCall) -> dict[str, Any]:

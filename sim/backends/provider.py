@@ -160,3 +160,45 @@ def malformed_detail(err: Exception, expected: str) -> str:
 def elapsed_ms(started: float) -> float:
     """Milliseconds since `started` (a `time.perf_counter()` reading): the call's wall time, retries included."""
     return round((time.perf_counter() - started) * 1000.0, 3)
+
+
+def provider_error(
+    cls: type[ProviderError], reason: str, status: int | None, retries: int, secret: str | None, *, count: bool = True
+) -> ProviderError:
+    """A `cls` whose one-line message has `secret` redacted and says how many retries were spent (when `count`)."""
+    text = reason + (retry_phrase(retries) if count else "")
+    return cls(redact(text, [secret]), status=status, retries=retries)
+
+
+def status_error(
+    api: str, status: int, kind: str, said: str, *, auth: str, retries: int, secret: str | None
+) -> ProviderError:
+    """The error for an HTTP status the SDK gave up on: `auth` is the provider's own 401/403 reason.
+
+    Args:
+        api: how the provider is named in messages ("the Anthropic API").
+        status: the HTTP status.
+        kind: the status with the provider's error type ("529 overloaded_error").
+        said: `kind` with the server's own words.
+        auth: the reason for a 401 or 403 (which key to fix).
+        retries: retries spent.
+        secret: the API key, redacted from the message.
+    """
+    cls: type[ProviderError] = TransientError
+    count = True
+    if status in (401, 403):
+        cls, reason, count = AuthError, auth, False
+    elif status == 402:
+        cls, count = AuthError, False
+        reason = f"{api} refused the request for billing reasons ({said}); check your plan and credits"
+    elif status == 429:
+        reason = f"{api} rate-limited the request ({said})"
+    elif status in (503, 529):
+        reason = f"{api} is overloaded ({kind})"
+    elif status >= 500:
+        reason = f"{api} had a server error ({kind})"
+    elif status in (408, 409):
+        reason = f"{api} could not finish the request ({said})"
+    else:
+        cls, reason, count = RejectedError, f"{api} rejected the request ({said})", False
+    return provider_error(cls, reason, status, retries, secret, count=count)
