@@ -64,7 +64,8 @@ BARE = """
 import asyncio, sys, time
 import anthropic
 async def main(url, workers, calls):
-    client = anthropic.AsyncAnthropic(api_key="test-key", base_url=url, max_retries=0)
+    client = anthropic.AsyncAnthropic(
+        api_key="test-key", base_url=url, max_retries=0, http_client=anthropic.DefaultAioHttpClient())
     async def worker(n):
         for i in range(calls):
             system = [{{"type": "text", "text": "card " * 600, "cache_control": {{"type": "ephemeral"}}}}]
@@ -81,7 +82,8 @@ asyncio.run(main({url!r}, {workers}, {calls}))
 
 
 def bare_sdk(base_url: str, concurrency: int, calls: int) -> float:
-    """Calls/s of the bare SDK: `concurrency` tasks each awaiting `messages.create`, in a fresh process."""
+    """Calls/s of the bare SDK (with the aiohttp transport sim uses): `concurrency` tasks each awaiting
+    `messages.create`, in a fresh process."""
     code = BARE.format(url=base_url, workers=concurrency, calls=calls)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     return float(out.stdout.strip())

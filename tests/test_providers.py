@@ -402,8 +402,8 @@ def test_dropped_connection_without_retries_is_transient(api: Api) -> None:
 
     assert isinstance(error, TransientError)
     assert str(error).startswith(
-        f"the connection to {api.label} failed (RemoteProtocolError: peer closed connection without sending "
-        "complete message body (received "
+        f"the connection to {api.label} failed (ContentLengthError: Not enough data to satisfy content length "
+        "header (received "
     )
     assert str(error).endswith(" (not retried)")
     assert (error.status, error.retries, len(api.generations)) == (None, 0, 1)

@@ -316,13 +316,14 @@ def test_the_engine_is_served_from_the_script_and_a_turn_without_one_is_a_bug(fa
     run = SceneRun(job, world, initial_state(world.personas["sam"], world.graph), backend, world.personas["sam"])
 
     async def live() -> Utterance:
-        await build_scene_graph(asynchronous=True).compile().ainvoke({"turn": 0}, context=run)
-        with pytest.raises(ScriptMissing) as caught:
-            await backend.inner.aspeak(backend.requests[1], seed=job.seed)  # the script was dropped
-        assert str(caught.value) == (
-            f"script mode: turn 0 of scene {job.key} was asked before its opening"
-        )
-        return await backend.inner.aspeak(backend.requests[0], seed=job.seed)  # a new opening: a cache hit
+        try:
+            await build_scene_graph(asynchronous=True).compile().ainvoke({"turn": 0}, context=run)
+            with pytest.raises(ScriptMissing) as caught:
+                await backend.inner.aspeak(backend.requests[1], seed=job.seed)  # the script was dropped
+            assert str(caught.value) == f"script mode: turn 0 of scene {job.key} was asked before its opening"
+            return await backend.inner.aspeak(backend.requests[0], seed=job.seed)  # a new opening: a cache hit
+        finally:
+            await backend.aclose()
 
     again = asyncio.run(live())
     backend.close()

@@ -32,6 +32,7 @@ from sim.backends.provider import (
     ProviderError,
     StopReason,
     TransientError,
+    connection_detail,
     elapsed_ms,
     malformed_detail,
     provider_error,
@@ -66,7 +67,11 @@ class OpenAICompatibleProvider:
         self._max_retries = max_retries
         self._api = f"the OpenAI-compatible server at {base_url.rstrip('/')}"
         self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or NO_KEY, timeout=timeout, max_retries=max_retries
+            base_url=base_url,
+            api_key=api_key or NO_KEY,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=openai.DefaultAioHttpClient(),  # the SDK's aiohttp transport: less CPU per call
         )
 
     @classmethod
@@ -118,8 +123,7 @@ class OpenAICompatibleProvider:
             reason = f"{self._api} timed out (no reply within {self._timeout:g}s)"
             return self._error(TransientError, reason, None, retries)
         if isinstance(err, openai.APIConnectionError):
-            cause = err.__cause__ or err
-            detail = f"{type(cause).__name__}: {cause}"[:DETAIL_CHARS]
+            detail = connection_detail(err)
             return self._error(TransientError, f"the connection to {self._api} failed ({detail})", None, retries)
         detail = f"{type(err).__name__}: {err}"[:DETAIL_CHARS]
         return self._error(TransientError, f"the call to {self._api} failed ({detail})", None, retries)
@@ -190,14 +194,6 @@ def to_completion(reply: object, *, retries: int, request_id: str | None) -> Com
         retries=retries,
         request_id=request_id,
     )
-
-
-
-
-
-
-
-
 
 
 def _error_message(body: object) -> str:

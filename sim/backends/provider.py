@@ -157,6 +157,21 @@ def malformed_detail(err: Exception, expected: str) -> str:
     return f"the body is not {expected}: {type(err).__name__}: {err}"[:DETAIL_CHARS]
 
 
+def connection_detail(err: BaseException) -> str:
+    """What broke a connection, in the words of the exception at the root of `err`'s cause chain.
+
+    The SDKs wrap a transport error twice (`APIConnectionError` from httpx2's `ReadError` from aiohttp's
+    `ClientPayloadError` ...); the root says what actually happened ("ContentLengthError: Not enough data
+    to satisfy content length header (received 69 of 138 bytes).").
+    """
+    root = err
+    while root.__cause__ is not None and len(str(root.__cause__)) > 0:
+        root = root.__cause__
+    words = getattr(root, "message", None)
+    text = words if isinstance(words, str) and words else str(root)
+    return f"{type(root).__name__}: {text}"[:DETAIL_CHARS]
+
+
 def elapsed_ms(started: float) -> float:
     """Milliseconds since `started` (a `time.perf_counter()` reading): the call's wall time, retries included."""
     return round((time.perf_counter() - started) * 1000.0, 3)
