@@ -37,7 +37,7 @@ def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
     return server, server.stdout.readline().strip()
 
 
-def measure(concurrency: int, variations: int, base_url: str, work: Path) -> tuple[int, float]:
+def measure(concurrency: int, variations: int, base_url: str, work: Path, workers: int = 0) -> tuple[int, float]:
     """Paid calls made and seconds taken by one model run of the first pack (start-up excluded)."""
     os.environ.update({"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": base_url})
     sys.path.insert(0, str(REPO))
@@ -52,6 +52,7 @@ def measure(concurrency: int, variations: int, base_url: str, work: Path) -> tup
         variations=variations,
         backend="anthropic",
         concurrency=concurrency,
+        workers=workers,
         model_options=ModelOptions(model="claude-sonnet-5", max_retries=0),
     )
     summary = run(world, options)

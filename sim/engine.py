@@ -181,6 +181,11 @@ def direct(state: SceneState, runtime: Runtime[SceneRun]) -> Literal["speak", "r
     return "speak" if state["turn"] < len(runtime.context.schedule) else "reflect"
 
 
+async def adirect(state: SceneState, runtime: Runtime[SceneRun]) -> Literal["speak", "reflect"]:
+    """`direct`, for the asynchronous graph: under `ainvoke` LangGraph runs a synchronous edge in a thread pool."""
+    return direct(state, runtime)
+
+
 def speak(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
     """Whoever the schedule names speaks one line through the backend; the line goes to the sink."""
     run = runtime.context
@@ -257,6 +262,11 @@ def update_learner(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
     return state
 
 
+async def aupdate_learner(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
+    """`update_learner`, for the asynchronous graph (under `ainvoke` a synchronous node runs in a thread pool)."""
+    return update_learner(state, runtime)
+
+
 def scene_effect(run: SceneRun) -> SceneEffect:
     """What this scene changes in the learner's life."""
     job, scene = run.job, run.job.scene
@@ -319,10 +329,11 @@ def build_scene_graph(*, asynchronous: bool = False) -> StateGraph[SceneState, S
     graph.add_node("setup", asetup if asynchronous else setup)
     graph.add_node("speak", aspeak if asynchronous else speak)
     graph.add_node("reflect", areflect if asynchronous else reflect)
-    graph.add_node("update_learner", update_learner)
+    graph.add_node("update_learner", aupdate_learner if asynchronous else update_learner)
     graph.add_edge(START, "setup")
-    graph.add_conditional_edges("setup", direct, ["speak", "reflect"])
-    graph.add_conditional_edges("speak", direct, ["speak", "reflect"])
+    route = adirect if asynchronous else direct
+    graph.add_conditional_edges("setup", route, ["speak", "reflect"])
+    graph.add_conditional_edges("speak", route, ["speak", "reflect"])
     graph.add_edge("reflect", "update_learner")
     graph.add_edge("update_learner", END)
     return graph

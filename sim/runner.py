@@ -28,6 +28,7 @@ from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 
+from sim import model_workers
 from sim.backends import Backend, ModelOptions, create
 from sim.backends.provider import AuthError, SceneStopped
 from sim.curriculum import SceneJob, plan
@@ -52,6 +53,9 @@ AUTO_WORKERS_MIN_SCENES = 400  # below this, starting worker processes costs mor
 FLUSH_SCENES = 256
 FLUSH_TURNS = 20_000  # long scenes flush sooner, so a batch fits the writer's memory limit
 FLUSH_SECONDS = 2.0
+MODEL_FLUSH_SECONDS = 10.0
+"""A model run flushes less often: what it paid for is durable in the reply cache the moment it arrives, so a
+killed run re-lives at most this much from the cache, for free; opening DuckDB to write costs CPU the calls need."""
 
 
 @dataclass(frozen=True)
@@ -178,9 +182,16 @@ def _live(
         summary.count_calls(scene.calls)
 
     if backend.concurrent:
-        writer.deferred = True
-        lived = live_lines(world, backend, lines, options.concurrency, done, failed, writer.flush, FLUSH_SECONDS)
-        stopped = asyncio.run(lived)
+        model = options.model_options
+        workers = model_workers.worker_count(options.workers, options.concurrency, len(lines), batch=model.batch)
+        writer.every = MODEL_FLUSH_SECONDS
+        if workers > 1:
+            context = multiprocessing.get_context("spawn")
+            stopped = model_workers.live_in_processes(context, world, options, lines, workers, done, failed)
+        else:
+            writer.deferred = True
+            lived = live_lines(world, backend, lines, options.concurrency, done, failed, writer.flush, writer.every)
+            stopped = asyncio.run(lived)
         if isinstance(stopped, AuthError):
             raise stopped
         summary.stopped = stopped.reason if stopped else None
@@ -274,6 +285,7 @@ class BatchWriter:
         self._failures: list[FailedScene] = []
         self._lock = threading.Lock()
         self.deferred = False  # True: `add` never writes; the caller flushes (from a thread, off the event loop)
+        self.every = FLUSH_SECONDS  # write at least this often (seconds)
         self._turns = 0
         self._last = time.monotonic()
 
@@ -289,7 +301,7 @@ class BatchWriter:
             self._buffer.append(scene)
             self._turns += len(scene.turns)
         full = len(self._buffer) >= FLUSH_SCENES or self._turns >= FLUSH_TURNS
-        if not self.deferred and (full or time.monotonic() - self._last > FLUSH_SECONDS):
+        if not self.deferred and (full or time.monotonic() - self._last > self.every):
             self.flush()
 
     def add_failure(self, scene: FailedScene) -> None:

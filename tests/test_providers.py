@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from anthropic import types as anthropic_types
 from fakes import REDACTED, AnthropicFake, FakeServer, Fault, Faults, OpenAIFake, RecordedRequest, scripted, words
 from fakes.anthropic_server import error as anthropic_error
 from fakes.http11 import Response
 from fakes.openai_server import error as openai_error
-from openai.types.chat import ChatCompletion
 
 from sim.backends.anthropic import AnthropicProvider
 from sim.backends.anthropic import to_completion as anthropic_completion
@@ -188,22 +186,20 @@ def test_anthropic_thinking_block_is_skipped(anthropic_fake: AnthropicFake) -> N
     ],
 )
 def test_anthropic_stop_reasons_are_normalised(raw: str, stop: str) -> None:
-    message = anthropic_types.Message.model_validate(
-        {
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-fake-1",
-            "content": [
-                {"type": "redacted_thinking", "data": "opaque"},
-                {"type": "text", "text": "Well, "},
-                {"type": "text", "text": "hello."},
-            ],
-            "stop_reason": raw,
-            "stop_sequence": None,
-            "usage": {"input_tokens": 4, "output_tokens": 2, "cache_read_input_tokens": None},
-        }
-    )
+    message = {  # the reply body, as the wire gives it
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-fake-1",
+        "content": [
+            {"type": "redacted_thinking", "data": "opaque"},
+            {"type": "text", "text": "Well, "},
+            {"type": "text", "text": "hello."},
+        ],
+        "stop_reason": raw,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 4, "output_tokens": 2, "cache_read_input_tokens": None},
+    }
 
     reply = anthropic_completion(message, retries=1, request_id="req_x")
 
@@ -289,22 +285,20 @@ def test_openai_repeated_prefix_reports_cached_tokens_as_cache_reads(openai_fake
     ],
 )
 def test_openai_finish_reasons_are_normalised(finish: str, content: str | None, refusal: str | None, stop: str) -> None:
-    reply = ChatCompletion.model_validate(
-        {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "gpt-fake",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content, "refusal": refusal},
-                    "finish_reason": finish,
-                }
-            ],
-            "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
-        }
-    )
+    reply = {  # the reply body, as the wire gives it
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-fake",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": refusal},
+                "finish_reason": finish,
+            }
+        ],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
+    }
 
     completion = openai_completion(reply, retries=0, request_id=None)
 

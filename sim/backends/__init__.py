@@ -18,6 +18,7 @@ from sim.backends.provider import Provider
 
 if TYPE_CHECKING:
     from sim.backends.cache import ReplyCache
+    from sim.backends.model import Budget
 from sim.errors import UsageError
 
 NAMES = ("scripted", "anthropic", "openai-compatible")
@@ -39,9 +40,17 @@ class ModelOptions:
 
 
 def create(
-    name: str, *, options: ModelOptions | None = None, db: Path | None = None, environ: Mapping[str, str] | None = None
+    name: str,
+    *,
+    options: ModelOptions | None = None,
+    db: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    budget: Budget | None = None,
 ) -> Backend:
-    """The backend called `name`; a model backend caches its replies beside `db`.
+    """The backend called `name`; a model backend caches its replies beside `db` and spends from `budget`.
+
+    `budget` defaults to one of `options.max_cost` for this backend alone; worker processes pass one
+    sharing a ledger, so the limit holds for the whole run.
 
     Raises:
         UsageError: an unknown backend, a missing model name, key or URL.
@@ -57,10 +66,12 @@ def create(
         raise UsageError(f"--backend {name} needs --model (the model id, e.g. claude-sonnet-5)")
     if db is None:
         raise ValueError("a model backend needs the database path, to keep its reply cache beside it")
-    return _model_backend(name, options, db, os.environ if environ is None else environ)
+    return _model_backend(name, options, db, os.environ if environ is None else environ, budget)
 
 
-def _model_backend(name: str, options: ModelOptions, db: Path, environ: Mapping[str, str]) -> Backend:
+def _model_backend(
+    name: str, options: ModelOptions, db: Path, environ: Mapping[str, str], budget: Budget | None
+) -> Backend:
     from sim.backends.cache import ReplyCache, cache_path
     from sim.backends.model import Budget, ModelBackend
     from sim.backends.prices import load_prices
@@ -71,7 +82,7 @@ def _model_backend(name: str, options: ModelOptions, db: Path, environ: Mapping[
     cache = ReplyCache(cache_path(db))
     if options.batch:
         provider = _batched(provider, cache, environ)
-    backend = ModelBackend(provider, options.model or "", cache, prices, Budget(options.max_cost))
+    backend = ModelBackend(provider, options.model or "", cache, prices, budget or Budget(options.max_cost))
     if options.mode == "script":
         from sim.backends.script_mode import ScriptModeBackend
 

@@ -272,7 +272,7 @@ class BatchProvider:
         self, batch_id: str, result: MessageBatchSucceededResult, model: str | None, started: float
     ) -> Entry:
         try:
-            completion = to_completion(result.message, retries=0, request_id=None)
+            completion = to_completion(result.message.to_dict(), retries=0, request_id=None)
         except _UNREADABLE as err:
             detail = f"{type(err).__name__}: {err}"[:_DETAIL_CHARS]
             reason = f"{API} sent an unreadable result in batch {batch_id} ({detail})"

@@ -23,7 +23,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +33,8 @@ from sim.backends.provider import Completion
 from sim.store.db import StoreError
 
 BUSY_TIMEOUT_S = 10.0
+_INSERT_REPLY = "INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?)"
+_FIELDS = tuple(f.name for f in fields(Completion))
 T = TypeVar("T")
 
 
@@ -107,7 +109,9 @@ class ReplyCache:
 
     def put(self, key: str, backend: str, model: str, completion: Completion) -> bool:
         """Store a reply and commit it at once; returns False when `key` was already stored (kept as it was)."""
-        return self.put_many([(key, backend, model, completion)]) == 1
+        row = (key, backend, model, _encode(completion), _now())
+        # one statement, committed by itself (the connection is in autocommit mode): no BEGIN/COMMIT round trips
+        return bool(self._run(lambda con: con.execute(_INSERT_REPLY, row).rowcount))
 
     def put_many(self, replies: Iterable[tuple[str, str, str, Completion]]) -> int:
         """Store `(key, backend, model, completion)` replies in one commit; returns how many were new."""
@@ -117,7 +121,7 @@ class ReplyCache:
         def insert(con: sqlite3.Connection) -> int:
             with _transaction(con):
                 before = con.total_changes
-                con.executemany("INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?)", rows)
+                con.executemany(_INSERT_REPLY, rows)
                 return con.total_changes - before
 
         return self._run(insert)
@@ -195,14 +199,14 @@ class ReplyCache:
     def _decode(self, key: str, text: str) -> Completion:
         try:
             data = json.loads(text)
-            known = {f.name for f in fields(Completion)}
-            return Completion(**{name: value for name, value in data.items() if name in known})
+            return Completion(**{name: value for name, value in data.items() if name in _FIELDS})
         except (ValueError, TypeError, AttributeError):
             raise StoreError(self._unreadable(f"the reply stored for {key[:12]} is not a valid completion")) from None
 
 
 def _encode(completion: Completion) -> str:
-    return json.dumps(asdict(completion), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    data = {name: getattr(completion, name) for name in _FIELDS}  # `asdict` without its deep copy
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 from sim.backends import prompts, targets
@@ -39,25 +40,39 @@ class TargetsMissed(SceneStopped):
     """The model's line missed the stage's targets twice."""
 
 
-@dataclass
 class Budget:
-    """What this run may still spend: `limit` USD (None = no limit), and what it has spent."""
+    """What a run may spend: `limit` USD (None = no limit), and what it has spent so far.
 
-    limit: float | None = None
-    spent: float = 0.0
-    unpriced_calls: int = 0
+    With `shared` (a `multiprocessing` double, e.g. `ctx.Value("d", 0.0)`) the spending is one
+    ledger across the worker processes of a run, updated under its lock, so `--max-cost` holds for
+    the run as a whole.
+    """
+
+    def __init__(self, limit: float | None = None, shared: Synchronized[float] | None = None) -> None:
+        self.limit = limit
+        self.unpriced_calls = 0  # paid calls whose model has no price
+        self._shared = shared
+        self._spent = 0.0
+
+    @property
+    def spent(self) -> float:
+        """USD spent so far (by every process sharing the ledger)."""
+        return self._shared.value if self._shared is not None else self._spent
 
     def check(self) -> None:
         """Raise `BudgetSpent` once the limit is reached."""
-        if self.limit is not None and self.spent >= self.limit:
-            raise BudgetSpent(f"--max-cost {self.limit:g} USD reached (spent {self.spent:.4f} USD)")
+        if self.limit is not None and (spent := self.spent) >= self.limit:
+            raise BudgetSpent(f"--max-cost {self.limit:g} USD reached (spent {spent:.4f} USD)")
 
     def add(self, cost: float | None) -> None:
         """Count a paid call."""
         if cost is None:
             self.unpriced_calls += 1
+        elif self._shared is not None:
+            with self._shared.get_lock():
+                self._shared.value += cost
         else:
-            self.spent += cost
+            self._spent += cost
 
 
 @dataclass

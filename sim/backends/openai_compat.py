@@ -16,13 +16,14 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam
 
 from sim.backends.provider import (
     DETAIL_CHARS,
@@ -38,6 +39,7 @@ from sim.backends.provider import (
     provider_error,
     sdk_retries,
     status_error,
+    usage_tokens,
 )
 from sim.errors import UsageError
 
@@ -100,8 +102,9 @@ class OpenAICompatibleProvider:
             except openai.OpenAIError as err:
                 raise self._sdk_error(err, retries) from err
             retries += raw.retries_taken
+            content = raw.content  # read by the SDK already (a non-streamed reply)
             try:
-                completion = to_completion(raw.parse(), retries=retries, request_id=raw.request_id)
+                completion = to_completion(json.loads(content), retries=retries, request_id=raw.request_id)
             except _MALFORMED as err:
                 if retries >= self._max_retries:
                     reason = f"{self._api} sent a malformed reply ({malformed_detail(err, 'a chat completion')})"
@@ -168,25 +171,37 @@ def message_param(message: Message) -> ChatCompletionMessageParam:
     return {"role": "assistant", "content": message.text}
 
 
-def to_completion(reply: object, *, retries: int, request_id: str | None) -> Completion:
-    """The `Completion` for a parsed reply; raises TypeError/ValueError when it was not a chat completion."""
-    if not isinstance(reply, ChatCompletion):
-        raise TypeError(f"expected a chat completion, got {type(reply).__name__}")
-    if not reply.choices:
+def to_completion(reply: Any, *, retries: int, request_id: str | None) -> Completion:
+    """The `Completion` for a chat completion, given as its JSON body (a dict).
+
+    Only what a completion needs is read (the first choice's text, refusal and finish reason, and
+    usage); the SDK's `parse()` would build typed models of the whole body first, CPU a run against a
+    fast local server needs for its calls.
+
+    Raises:
+        TypeError, KeyError, ValueError: the body is not a chat completion.
+    """
+    if not isinstance(reply, dict) or "choices" not in reply:
+        got = "an object without choices" if isinstance(reply, dict) else type(reply).__name__
+        raise TypeError(f"expected a chat completion, got {got}")
+    if not reply["choices"]:
         raise ValueError("the reply has no choices")
-    choice = reply.choices[0]
-    raw_stop = choice.finish_reason or ""
+    choice = reply["choices"][0]
+    message = choice["message"]
+    content, refusal = message.get("content"), message.get("refusal")
+    if content is not None and not isinstance(content, str):
+        raise TypeError(f"the message content is {type(content).__name__}, not a string")
+    raw_stop = str(choice.get("finish_reason") or "")
     stop = _FINISH_REASONS.get(raw_stop, "other")
-    if choice.message.refusal and not choice.message.content:
+    if refusal and not content:
         stop = "refusal"  # structured output refuses with finish_reason "stop" and a `refusal` text
-    usage = reply.usage
-    prompt = usage.prompt_tokens if usage else 0
-    details = usage.prompt_tokens_details if usage else None
-    cached = (details.cached_tokens or 0) if details else 0
+    usage = reply.get("usage") or {}
+    prompt = usage_tokens(usage, "prompt_tokens")
+    cached = usage_tokens(usage.get("prompt_tokens_details") or {}, "cached_tokens")
     return Completion(
-        text=choice.message.content or "",
+        text=content or "",
         input_tokens=prompt - cached,
-        output_tokens=usage.completion_tokens if usage else 0,
+        output_tokens=usage_tokens(usage, "completion_tokens"),
         cache_read_tokens=cached,
         cache_write_tokens=0,
         stop_reason=stop,

@@ -22,7 +22,7 @@ import json
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from sim.errors import SimError
@@ -53,8 +53,16 @@ class ModelCall:
 
     def key(self, backend: str) -> str:
         """The request hash: SHA-256 of everything that determines the reply (and the backend's name)."""
-        body = {k: v for k, v in asdict(self).items() if k != "purpose"}
-        canonical = json.dumps({"backend": backend, **body}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        body = {
+            "backend": backend,
+            "model": self.model,
+            "system": self.system,
+            "messages": [{"role": m.role, "text": m.text} for m in self.messages],
+            "max_tokens": self.max_tokens,
+            "schema": self.schema,
+            "salt": self.salt,
+        }  # every field but `purpose`, as `dataclasses.asdict` gives them (without its deep copy): keys must not change
+        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -170,6 +178,20 @@ def connection_detail(err: BaseException) -> str:
     words = getattr(root, "message", None)
     text = words if isinstance(words, str) and words else str(root)
     return f"{type(root).__name__}: {text}"[:DETAIL_CHARS]
+
+
+def usage_tokens(usage: Any, name: str) -> int:
+    """A token count from a reply's `usage` object (absent or null counts 0); anything but a count is malformed.
+
+    Raises:
+        ValueError: the value is not a whole number of tokens (a bool, a string, a negative number).
+    """
+    value = usage.get(name)
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"usage.{name} is {value!r}, not a token count")
+    return value
 
 
 def elapsed_ms(started: float) -> float:

@@ -54,7 +54,7 @@ EXIT_STOPPED = 3
     "--workers",
     type=click.IntRange(0, 64),
     default=0,
-    show_default="0 = one per core for big runs",
+    show_default="0 = one per core for big runs; with a model, one per 32 --concurrency",
     help="Processes living life lines in parallel; the corpus is the same for any number.",
 )
 @click.option("--stage", "stages", multiple=True, help="Only scenes of this stage (repeatable).")
@@ -79,7 +79,7 @@ def run_command(
     Running the same command again adds nothing; a run stopped at any point (even killed) completes
     on the next invocation, with nothing lost and nothing duplicated.
     """
-    _check_model_flags(backend, model, model_options)
+    _check_model_flags(backend, model, model_options, workers)
     world = load_world(paths, list(packs))
     options = RunOptions(
         db=db,
@@ -108,9 +108,13 @@ def run_command(
         click.get_current_context().exit(EXIT_STOPPED if summary.stopped else EXIT_FAILED_SCENES)
 
 
-def _check_model_flags(backend: str, model: str | None, flags: ModelFlags) -> None:
+def _check_model_flags(backend: str, model: str | None, flags: ModelFlags, workers: int) -> None:
     """Options that only a model backend reads are an error with the offline one, not silently ignored."""
     if backend != "scripted":
+        if flags.options.batch and workers > 1:
+            raise UsageError(
+                f"--batch runs in one process (a batch gathers every scene's next call); leave out --workers {workers}"
+            )
         return
     given = flags.options
     named = [name for name, on in (("--model", model), ("--base-url", given.base_url),

@@ -18,8 +18,12 @@ _TOKEN = re.compile(r"\S+\s*")
 
 
 def count_tokens(text: str) -> int:
-    """The fakes' tokeniser: one token per whitespace-separated word (deterministic, not real)."""
-    return len(_TOKEN.findall(text))
+    """The fakes' tokeniser: one token per whitespace-separated word (deterministic, not real).
+
+    `str.split()` splits on exactly the whitespace `_TOKEN` does (both use `str.isspace`), so this is
+    `len(_TOKEN.findall(text))` at a fraction of the CPU: the fake shares the machine with the bench's client.
+    """
+    return len(text.split())
 
 
 def first_tokens(text: str, n: int) -> str:

@@ -1,0 +1,152 @@
+"""`sim run --workers N` with a model backend: scenes spread over processes, against a fake Anthropic API.
+
+What a user sees: the same corpus as one process, one budget, one clear error when a key is refused
+or a worker dies, and a rerun that finishes the work from the reply cache.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from conftest import run_cli
+from fakes import AnthropicFake, Fault, Faults, in_character
+
+from sim.backends import ModelOptions
+from sim.model_workers import worker_count
+from sim.runner import RunOptions, run
+from sim.world import WorldPaths, load_world
+
+pytest_plugins = ["fakes.plugin"]
+
+PACK = "scenarios/first-steps"
+MODEL = "claude-sonnet-5"
+
+
+@pytest.fixture
+def anthropic(shipped_world: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    with AnthropicFake(reply=in_character) as fake:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        yield fake
+
+
+def sim_run(db: str, *extra: str) -> Any:
+    return run_cli("run", PACK, "--backend", "anthropic", "--model", MODEL, "--db", db, "--variations", "3", *extra)
+
+
+def rows(db: str, sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(db, read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+TEXT = "SELECT pack, scene, variation, text FROM training_text ORDER BY pack, scene, variation"
+CALLS = "SELECT purpose, count(*), sum(input_tokens), sum(output_tokens) FROM llm_calls GROUP BY purpose ORDER BY 1"
+
+
+def test_two_workers_write_the_corpus_one_process_writes(anthropic: AnthropicFake) -> None:
+    one = sim_run("one.duckdb", "--workers", "1", "--concurrency", "4")
+    two = sim_run("two.duckdb", "--workers", "2", "--concurrency", "4")
+
+    assert one.exit_code == 0 and two.exit_code == 0, two.output
+    assert re.search(r"run \w+: 30 scenes lived, 0 already stored", two.output)
+    assert rows("two.duckdb", TEXT) == rows("one.duckdb", TEXT)  # byte for byte, scene by scene
+    assert rows("two.duckdb", CALLS) == rows("one.duckdb", CALLS)
+    assert rows("two.duckdb", "SELECT count(*), count(DISTINCT scene_key) FROM scenes") == [(30, 30)]
+    assert rows("two.duckdb", "SELECT count(*) FROM llm_calls WHERE source = 'api'") == rows(
+        "one.duckdb", "SELECT count(*) FROM llm_calls WHERE source = 'api'"
+    )
+    asked = len(anthropic.requests_to("/v1/messages"))
+    again = sim_run("two.duckdb", "--workers", "2", "--concurrency", "4")
+    assert "0 scenes lived, 30 already stored" in again.output
+    assert len(anthropic.requests_to("/v1/messages")) == asked
+
+
+def test_workers_share_one_budget(anthropic: AnthropicFake) -> None:
+    result = sim_run("c.duckdb", "--workers", "2", "--concurrency", "2", "--max-cost", "0.03")
+
+    assert result.exit_code == 3, result.output
+    assert "stopped: --max-cost 0.03 USD reached (spent 0.03" in result.output
+    ((spent, most),) = rows("c.duckdb", "SELECT sum(cost_usd), max(cost_usd) FROM llm_calls")
+    assert 0.03 <= spent < 0.03 + 2 * most  # past the budget by at most one call per scene in flight (2)
+    assert rows("c.duckdb", "SELECT status FROM runs") == [("stopped",)]
+    assert 0 < rows("c.duckdb", "SELECT count(*) FROM scenes")[0][0] < 30
+
+
+def test_a_refused_key_stops_every_worker_with_one_error(anthropic: AnthropicFake) -> None:
+    anthropic.faults = Faults(schedule=dict.fromkeys(range(20, 2000), Fault.AUTH))
+
+    result = sim_run("c.duckdb", "--workers", "2", "--concurrency", "4")
+
+    assert result.exit_code == 1
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: the Anthropic API refused the key in ANTHROPIC_API_KEY (401")
+    assert rows("c.duckdb", "SELECT status FROM runs") == [("failed",)]
+    assert len(anthropic.requests_to("/v1/messages")) < 20 + 8  # each worker stops at its scenes' next call
+
+
+def test_batch_runs_in_one_process(anthropic: AnthropicFake) -> None:
+    result = sim_run("c.duckdb", "--workers", "2", "--batch")
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --batch runs in one process (a batch gathers every scene's next call); leave out --workers 2\n"
+    )
+    assert not Path("c.duckdb").exists()
+
+
+def test_a_killed_worker_is_one_error_and_a_rerun_finishes_from_the_cache(anthropic: AnthropicFake) -> None:
+    world = load_world(WorldPaths.from_env(), [Path(PACK)])
+    options = RunOptions(
+        db=Path("c.duckdb"), learner="sam", variations=3, backend="anthropic", workers=2, concurrency=4,
+        model_options=ModelOptions(model=MODEL),
+    )  # fmt: skip
+
+    def kill_the_workers(stage: str, ref: str) -> None:  # at the first scene the parent takes in
+        for child in multiprocessing.active_children():
+            os.kill(child.pid or 0, signal.SIGKILL)
+
+    with pytest.raises(Exception) as died:
+        run(world, options, progress=kill_the_workers)
+
+    assert type(died.value).__name__ == "WorkerDied"
+    assert re.fullmatch(
+        r"worker process \d ended without finishing \(killed by signal 9\); the scenes finished so far are kept "
+        r"and the replies paid for are in the reply cache: run the same command again to finish",
+        str(died.value),
+    )
+    kept = rows("c.duckdb", "SELECT count(*) FROM scenes")[0][0]
+    assert kept >= 1  # the scene that came in before the kill was written
+    assert rows("c.duckdb", "SELECT status FROM runs") == [("interrupted",)]
+
+    summary = run(world, options)
+
+    assert summary.done == 30 - kept and summary.skipped == kept
+    assert rows("c.duckdb", "SELECT count(*), count(DISTINCT scene_key) FROM scenes") == [(30, 30)]
+    replayed = rows("c.duckdb", "SELECT count(*) FROM llm_calls WHERE source = 'cache'")[0][0]
+    assert replayed > 0  # scenes cut by the kill replay the turns they had paid for
+    recorded = rows("c.duckdb", "SELECT count(*) FROM llm_calls WHERE source = 'api' AND status = 'ok'")[0][0]
+    lost = len(anthropic.requests_to("/v1/messages")) - recorded
+    assert 0 <= lost <= 4  # only the calls in flight at the kill (4 scenes) were paid for and never recorded
+
+
+@pytest.mark.parametrize(
+    ("asked", "concurrency", "lines", "batch", "expected"),
+    [
+        (1, 64, 100, False, 1),
+        (4, 64, 100, False, 4),
+        (4, 64, 3, False, 3),  # never more processes than life lines
+        (4, 2, 100, False, 2),  # nor than scenes in flight
+        (4, 64, 100, True, 1),  # a batch gathers every scene's next call in one process
+        (0, 8, 100, False, 1),  # auto: one process per 32 scenes in flight
+        (0, 64, 100, False, min(os.cpu_count() or 1, 2)),  # ... and at most one per core
+    ],
+)
+def test_worker_count(asked: int, concurrency: int, lines: int, batch: bool, expected: int) -> None:
+    assert worker_count(asked, concurrency, lines, batch=batch) == expected
