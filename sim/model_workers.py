@@ -45,7 +45,10 @@ if TYPE_CHECKING:
     from sim.runner import RunOptions
 
 SCENES_PER_WORKER = 32
-"""With `--workers 0` (auto), one process per this many scenes in flight (up to one per core)."""
+"""With `--workers 0` (auto), one process per this many scenes in flight (up to one per core)..."""
+AUTO_MIN_SCENES = 1000
+"""... once a run has this many scenes: a worker takes seconds to start (importing the SDK and LangGraph),
+which a shorter run does not win back."""
 _STOPS: dict[str, type[SceneStopped]] = {"auth": AuthError, "budget": BudgetSpent}
 
 
@@ -61,16 +64,18 @@ class WorkerError(SimError):
         self.exit_code = exit_code
 
 
-def worker_count(asked: int, concurrency: int, lines: int, *, batch: bool) -> int:
+def worker_count(asked: int, concurrency: int, lines: int, scenes: int, *, batch: bool) -> int:
     """Processes for a model run: as asked, or with 0 (auto) one per `SCENES_PER_WORKER` scenes in flight.
 
-    Auto uses at most one per core; never more than there are life lines or scenes in flight. A
-    `--batch` run uses one: a batch gathers every scene's next call.
+    Auto uses one for a run of fewer than `AUTO_MIN_SCENES` scenes, and at most one per core. Never more
+    than there are life lines or scenes in flight. A `--batch` run uses one: a batch gathers every
+    scene's next call.
     """
     if batch:
         return 1
     if asked == 0:
-        asked = min(os.cpu_count() or 1, 8, -(-concurrency // SCENES_PER_WORKER))
+        per_flight = -(-concurrency // SCENES_PER_WORKER)
+        asked = min(os.cpu_count() or 1, 8, per_flight) if scenes >= AUTO_MIN_SCENES else 1
     return max(1, min(asked, lines, concurrency))
 
 

@@ -182,8 +182,8 @@ def _live(
         summary.count_calls(scene.calls)
 
     if backend.concurrent:
-        model = options.model_options
-        workers = model_workers.worker_count(options.workers, options.concurrency, len(lines), batch=model.batch)
+        scenes, batch = sum(len(jobs) for jobs, _ in lines), options.model_options.batch
+        workers = model_workers.worker_count(options.workers, options.concurrency, len(lines), scenes, batch=batch)
         writer.every = MODEL_FLUSH_SECONDS
         if workers > 1:
             context = multiprocessing.get_context("spawn")

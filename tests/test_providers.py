@@ -448,20 +448,48 @@ def test_after_a_malformed_body_the_sdk_gets_only_the_retries_left(api: Api) -> 
 
 
 class NotAMessageFake(AnthropicFake):
-    """Answers every generation with 200 and JSON that is not a Message."""
+    """Answers every generation with 200 and the JSON `body`, which is not a readable Message."""
+
+    body: Any = None
 
     async def route(self, request: RecordedRequest, fault: Fault | None) -> Response:
-        return Response.json(200, {"hello": "world"})
+        return Response.json(200, self.body)
 
 
-def test_json_that_is_not_a_message_is_malformed() -> None:
+GOOD = {"type": "message", "content": [{"type": "text", "text": "Hi."}], "usage": {"input_tokens": 3}}
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"hello": "world"}, "TypeError: expected a message object, got None"),
+        ([GOOD], "TypeError: expected a message object, got list"),
+        ({**GOOD, "content": None}, "TypeError: 'NoneType' object is not iterable"),
+        ({**GOOD, "content": [{"type": "text"}]}, "KeyError: 'text'"),
+        ({**GOOD, "content": [{"type": "text", "text": 7}]}, "TypeError: a text block's text is int, not a string"),
+        ({**GOOD, "usage": {"input_tokens": "3"}}, "ValueError: usage.input_tokens is '3', not a token count"),
+        ({**GOOD, "usage": {"output_tokens": -1}}, "ValueError: usage.output_tokens is -1, not a token count"),
+        ({key: v for key, v in GOOD.items() if key != "usage"}, "KeyError: 'usage'"),
+    ],
+)
+def test_json_that_is_not_a_message_is_malformed(body: Any, detail: str) -> None:
     with NotAMessageFake() as fake:
+        fake.body = body
         error = failure(claude(fake, max_retries=1))
 
         assert isinstance(error, TransientError)
-        assert str(error).startswith("the Anthropic API sent a malformed reply (the body is not a message: ")
-        assert str(error).endswith(" after 1 retry")
+        said = f"the Anthropic API sent a malformed reply (the body is not a message: {detail}) after 1 retry"
+        assert str(error) == said
         assert (error.status, error.retries, len(fake.requests)) == (200, 1, 2)
+
+
+def test_a_message_with_unknown_blocks_and_fields_is_read() -> None:
+    body = {**GOOD, "content": [{"type": "some_future_block", "x": 1}, *GOOD["content"]], "new_field": {"a": 1}}
+    with NotAMessageFake() as fake:
+        fake.body = body
+        [reply] = complete(claude(fake), CALL)
+
+    assert (reply.text, reply.input_tokens, reply.output_tokens, reply.stop_reason) == ("Hi.", 3, 0, "other")
 
 
 # ----- Both: replies cut short, requests rejected, keys refused ---------------------------------

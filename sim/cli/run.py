@@ -54,7 +54,7 @@ EXIT_STOPPED = 3
     "--workers",
     type=click.IntRange(0, 64),
     default=0,
-    show_default="0 = one per core for big runs; with a model, one per 32 --concurrency",
+    show_default="0 = one per core for big runs; with a model, one per 32 scenes in flight",
     help="Processes living life lines in parallel; the corpus is the same for any number.",
 )
 @click.option("--stage", "stages", multiple=True, help="Only scenes of this stage (repeatable).")
