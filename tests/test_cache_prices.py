@@ -13,13 +13,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from sim.backends.cache import SCHEMA_VERSION, ReplyCache, cache_path
 from sim.backends.prices import PriceTable, load_prices
-from sim.backends.provider import Completion
+from sim.backends.provider import Completion, Message, ModelCall
 from sim.errors import ConfigError
 from sim.store.db import StoreError
 
@@ -73,7 +74,7 @@ def test_a_put_survives_a_process_killed_right_after_it() -> None:
         import os, sys
         from pathlib import Path
         from sim.backends.cache import ReplyCache
-        from sim.backends.provider import Completion
+        from sim.backends.provider import Completion, Message, ModelCall
 
         cache = ReplyCache(Path(sys.argv[1]))
         cache.put("k1", "anthropic", "m", Completion("paid for", input_tokens=7, request_id="req_1"))
@@ -326,3 +327,24 @@ def test_a_missing_prices_file_is_one_line() -> None:
     with pytest.raises(ConfigError) as caught:
         load_prices(Path("nowhere.yaml"))
     assert caught.value.lines() == ["nowhere.yaml: (top level): cannot read file (No such file or directory)"]
+
+
+def test_request_keys_do_not_change_between_versions() -> None:
+    """A changed key would make every reply in a user's cache a miss, to be paid for again."""
+    call = ModelCall(
+        "claude-sonnet-5",
+        ("card: Grandpa \u2014 kind", "life"),
+        (Message("user", "Write I's line"), Message("assistant", "Hi"), Message("user", "again")),
+        400,
+        schema={"type": "object", "properties": {"a": {"type": "string"}}},
+        purpose="turn",
+        salt="seed=0;variation=3",
+    )
+
+    assert call.key("anthropic") == "02cc45e9b4282c9fd68a51bff4ca0ca646448515996652cd2a9fd4abe84c2e7e"
+    assert ModelCall("m", (), (Message("user", "x"),), 10).key("openai-compatible") == (
+        "2981b5df0358b0072c2f1479d3d372c34be7a8983c78092e7cb70836a8279e9f"
+    )
+    assert call.key("anthropic") == replace(call, purpose="regenerate").key("anthropic")  # purpose is not hashed
+    assert call.key("anthropic") != replace(call, salt="seed=0;variation=4").key("anthropic")
+    assert call.key("anthropic") != call.key("openai-compatible")
