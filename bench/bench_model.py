@@ -61,7 +61,6 @@ def measure(concurrency: int, variations: int, base_url: str, work: Path, worker
     os.environ.update({"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": base_url})
     sys.path.insert(0, str(REPO))
     from sim.backends import ModelOptions
-    from sim.model_workers import worker_count
     from sim.runner import RunOptions, run
     from sim.world import WorldPaths, load_world
 
@@ -82,8 +81,7 @@ def measure(concurrency: int, variations: int, base_url: str, work: Path, worker
         ((span, latency),) = con.execute(
             "SELECT epoch(max(created_at)) - epoch(min(created_at)), avg(latency_ms) FROM llm_calls"
         ).fetchall()
-    used = worker_count(workers, concurrency, variations, summary.planned, batch=False)
-    return Measured(summary.calls["api"], summary.seconds, span, used, latency)
+    return Measured(summary.calls["api"], summary.seconds, span, summary.workers, latency)
 
 
 BARE = """

@@ -92,6 +92,7 @@ class RunSummary:
     tokens: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # stage -> tokens paid for
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # source (api, cache) -> calls
     stopped: str | None = None  # why the run stopped early (budget, authentication)
+    workers: int = 1  # processes that lived the scenes
 
     def count_calls(self, calls: Sequence[dict[str, Any]]) -> None:
         """Add a scene's model calls to the totals."""
@@ -181,13 +182,14 @@ def _live(
         summary.failed[f"{row['pack']}/{row['scene']}#{row['variation']}"] = row["reason"]
         summary.count_calls(scene.calls)
 
+    scenes = sum(len(jobs) for jobs, _ in lines)
     if backend.concurrent:
-        scenes, batch = sum(len(jobs) for jobs, _ in lines), options.model_options.batch
-        workers = model_workers.worker_count(options.workers, options.concurrency, len(lines), scenes, batch=batch)
+        asked, batch = options.workers, options.model_options.batch
+        summary.workers = model_workers.worker_count(asked, options.concurrency, len(lines), scenes, batch=batch)
         writer.every = MODEL_FLUSH_SECONDS
-        if workers > 1:
+        if summary.workers > 1:
             context = multiprocessing.get_context("spawn")
-            stopped = model_workers.live_in_processes(context, world, options, lines, workers, done, failed)
+            stopped = model_workers.live_in_processes(context, world, options, lines, summary.workers, done, failed)
         else:
             writer.deferred = True
             lived = live_lines(world, backend, lines, options.concurrency, done, failed, writer.flush, writer.every)
@@ -196,7 +198,8 @@ def _live(
             raise stopped
         summary.stopped = stopped.reason if stopped else None
         return
-    for records in _lived_lines(world, options, backend, lines):
+    summary.workers = worker_count(options.workers, scenes, len(lines))
+    for records in _lived_lines(world, backend, lines, options, summary.workers):
         for rec in records:
             done(rec)
 
@@ -205,10 +208,9 @@ LineTask = tuple[list[SceneJob], list[str]]
 
 
 def _lived_lines(
-    world: World, options: RunOptions, backend: Backend, lines: list[LineTask]
+    world: World, backend: Backend, lines: list[LineTask], options: RunOptions, workers: int
 ) -> Iterator[list[SceneRecord]]:
-    """Live each life line, in this process or spread over worker processes; yields each line's records."""
-    workers = worker_count(options.workers, sum(len(jobs) for jobs, _ in lines), len(lines))
+    """Live each life line, in this process or spread over `workers` processes; yields each line's records."""
     if workers <= 1:
         graph = build_scene_graph().compile()
         for jobs, stored in lines:

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import re
 import signal
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -124,13 +125,16 @@ def test_a_killed_worker_is_one_error_and_a_rerun_finishes_from_the_cache(anthro
     kept = rows("c.duckdb", "SELECT count(*) FROM scenes")[0][0]
     assert kept >= 1  # the scene that came in before the kill was written
     assert rows("c.duckdb", "SELECT status FROM runs") == [("interrupted",)]
+    with sqlite3.connect("c.duckdb.replies.sqlite") as cache:
+        ((cached,),) = cache.execute("SELECT count(*) FROM replies").fetchall()
+    ((recorded,),) = rows("c.duckdb", "SELECT count(*) FROM llm_calls")  # the stored scenes' calls
 
     summary = run(world, options)
 
-    assert summary.done == 30 - kept and summary.skipped == kept
+    assert summary.done == 30 - kept and summary.skipped == kept and summary.workers == 2
     assert rows("c.duckdb", "SELECT count(*), count(DISTINCT scene_key) FROM scenes") == [(30, 30)]
     replayed = rows("c.duckdb", "SELECT count(*) FROM llm_calls WHERE source = 'cache'")[0][0]
-    assert replayed > 0  # scenes cut by the kill replay the turns they had paid for
+    assert replayed == cached - recorded  # every reply paid for by a scene the kill cut short, and no other
     paid = len(anthropic.requests_to("/v1/messages"))
     clean = sim_run("clean.duckdb", "--workers", "2", "--concurrency", "4")  # the same corpus, never killed
     assert clean.exit_code == 0 and rows("clean.duckdb", TEXT) == rows("c.duckdb", TEXT)

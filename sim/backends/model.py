@@ -50,7 +50,6 @@ class Budget:
 
     def __init__(self, limit: float | None = None, shared: Synchronized[float] | None = None) -> None:
         self.limit = limit
-        self.unpriced_calls = 0  # paid calls whose model has no price
         self._shared = shared
         self._spent = 0.0
 
@@ -65,10 +64,10 @@ class Budget:
             raise BudgetSpent(f"--max-cost {self.limit:g} USD reached (spent {spent:.4f} USD)")
 
     def add(self, cost: float | None) -> None:
-        """Count a paid call."""
+        """Count a paid call (one whose model has no price, `cost` None, spends nothing known)."""
         if cost is None:
-            self.unpriced_calls += 1
-        elif self._shared is not None:
+            return
+        if self._shared is not None:
             with self._shared.get_lock():
                 self._shared.value += cost
         else:
