@@ -2,8 +2,9 @@
 
 Invariants:
 - `build_scene_graph()` returns an uncompiled `StateGraph`; callers compile it once and reuse it.
-- One parameterised `speak` node serves every participant, so a bigger cast adds no nodes; choosing
-  the next speaker is the graph's routing function (the director).
+- One parameterised `speak` node serves every participant, so a bigger cast adds no nodes; after
+  each line the director (`direct`) names the next node and the node goes there (a LangGraph
+  `Command`). A separate routing edge would cost the async graph a task and callbacks per turn.
 - The graph state is a few integers. Turns are streamed into the run context's sink as they are
   spoken, never copied through the state, so a turn costs the same at turn 5 and at turn 500.
 """
@@ -18,6 +19,7 @@ from typing import Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
+from langgraph.types import Command
 
 from sim.backends.base import Backend, Line, Request, Utterance
 from sim.cast import Casting, cast_slot
@@ -136,12 +138,15 @@ def _default_to(speaker: str, so_far: list[Slot], scene: Scene) -> str:
     return previous or (scene.cast[0].slot if scene.cast else LEARNER)
 
 
-def setup(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
+Next = Command[Literal["speak", "reflect"]]
+
+
+def setup(state: SceneState, runtime: Runtime[SceneRun]) -> Next:
     """Cast the scene from the persona graph, recall memories, schedule turns, narrate the opening."""
     run = runtime.context
     _cast_and_recall(run)
     run.opening = run.said(run.backend.speak(run.request(kind="opening"), seed=run.job.seed)).text
-    return {"turn": 0}
+    return _go(run, 0)
 
 
 def _cast_and_recall(run: SceneRun) -> None:
@@ -164,42 +169,42 @@ def _cast_and_recall(run: SceneRun) -> None:
     run.schedule = schedule(job.scene)
 
 
-async def asetup(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
+async def asetup(state: SceneState, runtime: Runtime[SceneRun]) -> Next:
     """`setup`, with the opening written by an asynchronous (model) backend."""
     run = runtime.context
     _cast_and_recall(run)
     run.opening = run.said(await run.backend.aspeak(run.request(kind="opening"), seed=run.job.seed)).text
-    return {"turn": 0}
+    return _go(run, 0)
 
 
 def _direct(job: SceneJob) -> dict[str, str]:
     return {link if "/" in link else f"{job.pack}/{link}": link for link in job.scene.follows}
 
 
-def direct(state: SceneState, runtime: Runtime[SceneRun]) -> Literal["speak", "reflect"]:
+def direct(turn: int, run: SceneRun) -> Literal["speak", "reflect"]:
     """The director: the next scheduled speaker speaks, until the beats or the turn limit are done."""
-    return "speak" if state["turn"] < len(runtime.context.schedule) else "reflect"
+    return "speak" if turn < len(run.schedule) else "reflect"
 
 
-async def adirect(state: SceneState, runtime: Runtime[SceneRun]) -> Literal["speak", "reflect"]:
-    """`direct`, for the asynchronous graph: under `ainvoke` LangGraph runs a synchronous edge in a thread pool."""
-    return direct(state, runtime)
+def _go(run: SceneRun, turn: int) -> Next:
+    """Move the scene on to `turn`, and to the node the director names for it."""
+    return Command(update={"turn": turn}, goto=direct(turn, run))
 
 
-def speak(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
+def speak(state: SceneState, runtime: Runtime[SceneRun]) -> Next:
     """Whoever the schedule names speaks one line through the backend; the line goes to the sink."""
     run = runtime.context
     request, started = _turn_request(run, state["turn"]), time.perf_counter()
     _record_turn(run, request, run.backend.speak(request, seed=run.job.seed), started)
-    return {"turn": state["turn"] + 1}
+    return _go(run, state["turn"] + 1)
 
 
-async def aspeak(state: SceneState, runtime: Runtime[SceneRun]) -> SceneState:
+async def aspeak(state: SceneState, runtime: Runtime[SceneRun]) -> Next:
     """`speak`, through an asynchronous (model) backend."""
     run = runtime.context
     request, started = _turn_request(run, state["turn"]), time.perf_counter()
     _record_turn(run, request, await run.backend.aspeak(request, seed=run.job.seed), started)
-    return {"turn": state["turn"] + 1}
+    return _go(run, state["turn"] + 1)
 
 
 def _turn_request(run: SceneRun, index: int) -> Request:
@@ -330,10 +335,7 @@ def build_scene_graph(*, asynchronous: bool = False) -> StateGraph[SceneState, S
     graph.add_node("speak", aspeak if asynchronous else speak)
     graph.add_node("reflect", areflect if asynchronous else reflect)
     graph.add_node("update_learner", aupdate_learner if asynchronous else update_learner)
-    graph.add_edge(START, "setup")
-    route = adirect if asynchronous else direct
-    graph.add_conditional_edges("setup", route, ["speak", "reflect"])
-    graph.add_conditional_edges("speak", route, ["speak", "reflect"])
+    graph.add_edge(START, "setup")  # setup and speak go on where their `Command` says (see `Next`)
     graph.add_edge("reflect", "update_learner")
     graph.add_edge("update_learner", END)
     return graph

@@ -5,6 +5,7 @@ Tables, training text, the reply cache, costs, stage targets, faults, the budget
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from pathlib import Path
@@ -17,6 +18,7 @@ from fakes import AnthropicFake, Fault, Faults, OpenAIFake, in_character, last_u
 
 from sim.backends.prices import load_prices
 from sim.backends.provider import Completion
+from sim.scheduler import YOUNG_GC_THRESHOLD
 
 pytest_plugins = ["fakes.plugin"]
 
@@ -253,3 +255,19 @@ def test_model_options_with_the_offline_backend_are_one_clear_error(shipped_worl
         "openai-compatible, or leave them out for the offline scripted backend\n"
     )
     assert not Path("c.duckdb").exists()
+
+
+
+def test_while_scenes_are_lived_the_collector_runs_rarely_and_is_restored_after(anthropic: Any) -> None:
+    seen: set[tuple[int, bool]] = set()
+
+    def reply(request: dict[str, Any]) -> str:  # the fake answers in a thread of this process
+        seen.add((gc.get_threshold()[0], gc.get_freeze_count() > 0))
+        return in_character(request)
+
+    anthropic.reply = reply
+    before = gc.get_threshold()
+    result = sim_run("--concurrency", "4")
+    assert result.exit_code == 0, result.output
+    assert seen == {(YOUNG_GC_THRESHOLD, True)}  # every call: young generation every 20,000, the start frozen
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
