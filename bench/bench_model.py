@@ -5,8 +5,9 @@ the ideal is N / latency calls per second; the target is at least 90% of it. Rep
 character lines so no line is regenerated. `--workers` is passed on as `sim run` takes it (0 = auto:
 one process per 32 scenes in flight, up to one per core, for runs of 1,000 scenes or more).
 
-Two rates are printed: over the whole run (worker start-up and the last scenes included), and in
-the steady state, from the first reply stored to the last (`llm_calls.created_at`).
+Three rates are printed: over the whole run (worker start-up and the last scenes included); in the
+steady state, from the first reply stored to the last (`llm_calls.created_at`); and, to tell the
+per-call path from start-up, ramp and tail, between the 10th and the 90th percentile of replies.
 The default run is 256 life lines of the first pack (2,560 scenes, about 25,000 calls): a large run, where
 `--concurrency 64` is worth asking for. Usage: python -m bench.bench_model [--concurrency 64] [--latency 0.2]
 [--variations 256] [--workers 0]
@@ -47,11 +48,13 @@ def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
 
 @dataclass(frozen=True)
 class Measured:
-    """One model run: paid calls, the run's seconds, the steady-state span, workers and mean latency."""
+    """One model run: paid calls, the run's seconds, the steady-state span, the span of the middle 80% of
+    replies, workers and mean latency."""
 
     calls: int
     seconds: float
     steady_seconds: float
+    middle_seconds: float
     workers: int
     latency_ms: float
 
@@ -78,10 +81,12 @@ def measure(concurrency: int, variations: int, base_url: str, work: Path, worker
     if summary.calls["cache"] or summary.failed:
         raise SystemExit(f"bench run replayed {summary.calls['cache']} calls and failed {len(summary.failed)} scenes")
     with duckdb.connect(str(options.db), read_only=True) as con:
-        ((span, latency),) = con.execute(
-            "SELECT epoch(max(created_at)) - epoch(min(created_at)), avg(latency_ms) FROM llm_calls"
+        ((span, middle, latency),) = con.execute(
+            "SELECT epoch(max(created_at)) - epoch(min(created_at)), "
+            "quantile_cont(epoch(created_at), 0.9) - quantile_cont(epoch(created_at), 0.1), avg(latency_ms) "
+            "FROM llm_calls"
         ).fetchall()
-    return Measured(summary.calls["api"], summary.seconds, span, summary.workers, latency)
+    return Measured(summary.calls["api"], summary.seconds, span, middle, summary.workers, latency)
 
 
 BARE = """
@@ -130,15 +135,18 @@ def main() -> None:
         server.kill()
     ideal = args.concurrency / args.latency
     rate, steady = got.calls / got.seconds, (got.calls - 1) / got.steady_seconds
+    middle = 0.8 * got.calls / got.middle_seconds
     print(f"sim run, {got.workers} worker process(es): {got.calls:,} calls in {got.seconds:.1f}s: {rate:,.1f} calls/s; "
           f"steady state {steady:,.1f} calls/s; mean latency {got.latency_ms:.0f} ms")  # fmt: skip
+    print(f"middle 80% of replies (no start-up, ramp or tail): {middle:,.1f} calls/s = {middle / ideal:.2f} of ideal")
     print(f"bare anthropic SDK, {args.concurrency} tasks awaiting messages.create: {bare:,.1f} calls/s")
     print(f"ideal N/latency = {args.concurrency}/{args.latency}s = {ideal:,.1f} calls/s; sim run {rate / ideal:.2f} of "
           f"it over the whole run, {steady / ideal:.2f} in the steady state (target >= 0.90); bare SDK "
           f"{bare / ideal:.2f}")  # fmt: skip
     print(json.dumps({"bench": "model", "metric": "calls_per_s", "value": round(rate, 2), "ideal": ideal,
                       "ratio": round(rate / ideal, 3), "steady_calls_per_s": round(steady, 2),
-                      "steady_ratio": round(steady / ideal, 3), "bare_sdk": round(bare, 2),
+                      "steady_ratio": round(steady / ideal, 3), "middle_ratio": round(middle / ideal, 3),
+                      "bare_sdk": round(bare, 2),
                       "concurrency": args.concurrency, "workers": got.workers, "latency_s": args.latency,
                       "mean_latency_ms": round(got.latency_ms, 1), "calls": got.calls,
                       "target_ratio": 0.9}))  # fmt: skip
