@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -91,7 +92,10 @@ def live_in_processes(
     """Live `lines` in `workers` processes; returns the error that stopped the run, if any (as `live_lines`).
 
     Each worker writes to a pipe of its own, so a worker that dies, even halfway through a message,
-    shows as the end of its pipe rather than as a wait that never ends.
+    shows as the end of its pipe rather than as a wait that never ends. Its work (the world, the
+    options, its lines) goes through a second pipe once every worker has started: given as the
+    process's arguments, it would be written before `start` returns, and a payload larger than a
+    pipe's buffer would hold the next worker back until this one had imported what it needs to read it.
 
     Raises:
         SimError: a worker could not start (its user error, e.g. an unreadable reply cache), or died.
@@ -100,15 +104,23 @@ def live_in_processes(
     slots = [options.concurrency // workers + (i < options.concurrency % workers) for i in range(workers)]
     readers: dict[Connection, int] = {}
     procs: list[SpawnProcess] = []
+    tasks: list[Connection] = []
     try:
         for i in range(workers):
             reader, writer = ctx.Pipe(duplex=False)
-            share = list(lines[i::workers])
-            args = (world, options, share, slots[i], ledger, writer, os.getpid())
+            task_reader, task_writer = ctx.Pipe(duplex=False)
+            args = (task_reader, ledger, writer, os.getpid())
             proc = ctx.Process(target=_work, args=args, name=f"sim-worker-{i}", daemon=True)
             proc.start()
             writer.close()  # the worker holds the only write end: its exit ends the pipe
-            readers[reader], procs = i, [*procs, proc]
+            task_reader.close()
+            readers[reader], procs, tasks = i, [*procs, proc], [*tasks, task_writer]
+        for i, task in enumerate(tasks):
+            with task:
+                try:
+                    task.send((world, options, list(lines[i::workers]), slots[i]))
+                except OSError:  # the worker died before reading its work
+                    raise _died(i, procs[i]) from None
         ended: dict[int, tuple[str, Any]] = {}
         while readers:
             for ready in wait(list(readers)):
@@ -128,6 +140,8 @@ def live_in_processes(
                 else:
                     ended[index] = (kind, payload)
     finally:
+        for task in tasks:  # a worker still waiting for its work reads the end of it, and returns
+            task.close()
         _stop(procs)
     return _outcome(ended)
 
@@ -168,20 +182,18 @@ def _stop(procs: list[SpawnProcess]) -> None:
             proc.join()
 
 
-def _work(
-    world: World,
-    options: RunOptions,
-    lines: list[LineTask],
-    concurrency: int,
-    ledger: Synchronized[float],
-    pipe: Connection,
-    parent: int,
-) -> None:
-    """A worker process: live `lines` and send back every scene, then how it ended.
+def _work(tasks: Connection, ledger: Synchronized[float], pipe: Connection, parent: int) -> None:
+    """A worker process: live the life lines it is sent, send back every scene, then how it ended.
 
-    Messages go through a thread, so the event loop never waits on a full pipe while the parent writes DuckDB.
+    Its work (the world, the options, its lines and scenes in flight) arrives on `tasks`. Messages go
+    through a thread, so the event loop never waits on a full pipe while the parent writes DuckDB.
     """
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    with tasks:
+        try:
+            world, options, lines, concurrency = tasks.recv()
+        except EOFError:  # the parent stopped before sending the work (Ctrl-C, another worker died)
+            return
     outbox: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
     sender = threading.Thread(target=_send_all, args=(outbox, pipe))
     sender.start()
@@ -212,6 +224,10 @@ def _work(
     finally:
         outbox.put(None)
         sender.join()
+    # Everything is sent and closed: skip tearing down the interpreter (its objects, then modules), which
+    # took about a second in which the parent waited for this process to end.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _send_all(outbox: queue.SimpleQueue[tuple[str, Any] | None], pipe: Connection) -> None:
