@@ -257,7 +257,6 @@ def test_model_options_with_the_offline_backend_are_one_clear_error(shipped_worl
     assert not Path("c.duckdb").exists()
 
 
-
 def test_while_scenes_are_lived_the_collector_runs_rarely_and_is_restored_after(anthropic: Any) -> None:
     seen: set[tuple[int, bool]] = set()
 
