@@ -468,3 +468,18 @@ def test_schema_unknown_kind_is_a_usage_error() -> None:
     result = run_cli("schema", "people")
     assert result.exit_code == 2
     assert "'people' is not one of 'pack', 'persona', 'stages', 'values'" in result.stderr
+
+
+def test_ctrl_c_while_the_commands_are_still_importing_is_one_line_and_status_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sim.cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sim.cli, "_register", interrupted)
+    with pytest.raises(SystemExit) as stop:
+        sim.cli.main()
+    assert stop.value.code == 130
+    assert capsys.readouterr().err == "interrupted: finished work is kept; run the same command again to continue\n"

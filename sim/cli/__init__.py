@@ -14,6 +14,8 @@ import click
 from sim import __version__
 from sim.errors import ConfigError, SimError
 
+INTERRUPTED = "interrupted: finished work is kept; run the same command again to continue"
+
 
 class SimGroup(click.Group):
     """A click group that turns user errors into one clear message and an exit status."""
@@ -26,7 +28,7 @@ class SimGroup(click.Group):
             report(exc)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted: finished work is kept; run the same command again to continue", err=True)
+            click.echo(INTERRUPTED, err=True)
             ctx.exit(130)
 
 
@@ -69,5 +71,9 @@ def _register() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    _register()
+    try:
+        _register()  # imports every command (LangGraph, DuckDB, ...): a Ctrl-C here is one line too
+    except KeyboardInterrupt:
+        click.echo(INTERRUPTED, err=True)
+        sys.exit(130)
     sys.exit(cli.main(prog_name="sim"))
