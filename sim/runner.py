@@ -35,7 +35,7 @@ from sim.curriculum import SceneJob, plan
 from sim.engine import SceneRun, SceneState, build_scene_graph
 from sim.learner import LearnerState, SceneEffect, initial_state
 from sim.lifeline import LifeLine, record
-from sim.scheduler import live_lines
+from sim.scheduler import LocalScenes, live_lines
 from sim.store.db import connect, run_lock
 from sim.store.trajectories import (
     FailedScene,
@@ -132,15 +132,16 @@ def run(world: World, options: RunOptions, progress: Progress | None = None) -> 
     """
     with run_lock(options.db):
         todo, skipped = pending(world, options)
-        backend = create(options.backend, options=options.model_options, db=options.db)
         summary = RunSummary(uuid.uuid4().hex[:12], options.db, len(todo), skipped)
+        context = _model_workers(options, todo, summary)  # started first: it imports while this process prepares
+        backend = create(options.backend, options=options.model_options, db=options.db)
         with connect(options.db) as con:
             start_run(con, _run_row(summary, world, options, backend))
         writer = BatchWriter(options.db, summary.run_id)
         started = time.perf_counter()
         error: str | None = "stopped before the run finished"
         try:
-            _live(world, options, backend, todo, writer, summary, progress)
+            _live(world, options, backend, todo, writer, summary, progress, context)
             summary.status, error = ("stopped", summary.stopped) if summary.stopped else ("done", None)
         except SceneStopped as exc:
             summary.status, error = "failed", exc.reason
@@ -154,6 +155,20 @@ def run(world: World, options: RunOptions, progress: Progress | None = None) -> 
     return summary
 
 
+def _model_workers(
+    options: RunOptions, todo: Sequence[SceneJob], summary: RunSummary
+) -> model_workers.Context | None:
+    """Count the processes a model run lives `todo` in (`summary.workers`); with more than one, their context.
+
+    The context is started now (a fork server importing what a worker needs), while the run prepares.
+    """
+    if options.backend == "scripted":
+        return None
+    lines, batch = len({job.variation for job in todo}), options.model_options.batch
+    summary.workers = model_workers.worker_count(options.workers, options.concurrency, lines, len(todo), batch=batch)
+    return model_workers.start_context(options.backend) if summary.workers > 1 else None
+
+
 def _live(
     world: World,
     options: RunOptions,
@@ -162,6 +177,7 @@ def _live(
     writer: BatchWriter,
     summary: RunSummary,
     progress: Progress | None,
+    context: model_workers.Context | None = None,
 ) -> None:
     stored = writer.stored_effects(options.learner, sorted({j.variation for j in todo}))
     lines = [(jobs, stored.pop(variation, [])) for variation, jobs in _by_variation(todo)]
@@ -184,16 +200,15 @@ def _live(
 
     scenes = sum(len(jobs) for jobs, _ in lines)
     if backend.concurrent:
-        asked, batch = options.workers, options.model_options.batch
-        summary.workers = model_workers.worker_count(asked, options.concurrency, len(lines), scenes, batch=batch)
-        writer.every = MODEL_FLUSH_SECONDS
-        if summary.workers > 1:
-            context = multiprocessing.get_context("spawn")
-            stopped = model_workers.live_in_processes(context, world, options, lines, summary.workers, done, failed)
+        writer.every, writer.deferred = MODEL_FLUSH_SECONDS, True  # written from a thread, off the event loop
+        if context:
+            lived = model_workers.live_in_processes(
+                context, world, options, lines, summary.workers, done, failed, writer.flush, writer.every
+            )
         else:
-            writer.deferred = True
-            lived = live_lines(world, backend, lines, options.concurrency, done, failed, writer.flush, writer.every)
-            stopped = asyncio.run(lived)
+            here = LocalScenes(world, backend)
+            lived = live_lines(world, here, lines, options.concurrency, done, failed, writer.flush, writer.every)
+        stopped = asyncio.run(lived)
         if isinstance(stopped, AuthError):
             raise stopped
         summary.stopped = stopped.reason if stopped else None

@@ -24,14 +24,14 @@ import gc
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sim.backends.base import Backend
 from sim.backends.model import BudgetSpent
 from sim.backends.provider import AuthError, SceneStopped
 from sim.curriculum import SceneJob
 from sim.engine import SceneRun, build_scene_graph
-from sim.learner import SceneEffect, initial_state
+from sim.learner import LearnerState, SceneEffect, initial_state
 from sim.lifeline import LifeLine, record
 from sim.store.trajectories import FailedScene, SceneRecord
 from sim.world import World
@@ -41,17 +41,57 @@ YOUNG_GC_THRESHOLD = 20_000
 """Collect the youngest generation after this many new container objects (Python's default is 700)."""
 
 
+class Scenes(Protocol):
+    """Where a scene is lived: in this event loop (`LocalScenes`) or in a worker process (`model_workers`)."""
+
+    async def live(self, job: SceneJob, life: LearnerState) -> SceneRecord:
+        """Live `job` remembering `life`; its record.
+
+        Raises:
+            SceneStopped: the scene cannot finish; its `calls` are the ones it paid for.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Close the model client(s)."""
+        ...
+
+
+class LocalScenes:
+    """Scenes lived in this process's event loop, through `backend`."""
+
+    def __init__(self, world: World, backend: Backend) -> None:
+        self.world, self.backend = world, backend
+        self.graph = build_scene_graph(asynchronous=True).compile()
+
+    async def live(self, job: SceneJob, life: LearnerState) -> SceneRecord:
+        """Live `job` through the scene graph (see `Scenes.live`)."""
+        learner = self.world.personas[job.learner]
+        run = SceneRun(job=job, world=self.world, life=life, backend=self.backend, learner=learner)
+        try:
+            await self.graph.ainvoke(
+                {"turn": 0}, context=run, config={"recursion_limit": job.scene.turn_limit * 2 + 20}
+            )
+        except SceneStopped as exc:
+            exc.calls[:0] = run.calls
+            raise
+        return record(run)
+
+    async def aclose(self) -> None:
+        """Close the backend's client."""
+        await self.backend.aclose()
+
+
 class _Scheduler:
     def __init__(
         self,
         world: World,
-        backend: Backend,
+        scenes: Scenes,
         concurrency: int,
         done: Callable[[SceneRecord], None],
         failed: Callable[[FailedScene], None],
     ) -> None:
-        self.world, self.backend = world, backend
-        self.graph = build_scene_graph(asynchronous=True).compile()
+        self.world, self.scenes = world, scenes
         self.gate = asyncio.Semaphore(concurrency)
         self.done, self.failed = done, failed
         self.stopped: SceneStopped | None = None
@@ -92,21 +132,17 @@ class _Scheduler:
             finished[job.ref].set()
 
     async def _live(self, job: SceneJob, life: LifeLine, lost: dict[str, str]) -> None:
-        learner = self.world.personas[job.learner]
-        run = SceneRun(job=job, world=self.world, life=life.view(job), backend=self.backend, learner=learner)
         try:
-            await self.graph.ainvoke(
-                {"turn": 0}, context=run, config={"recursion_limit": job.scene.turn_limit * 2 + 20}
-            )
+            rec = await self.scenes.live(job, life.view(job))
         except SceneStopped as exc:
             if isinstance(exc, AuthError | BudgetSpent):
                 self.stopped = self.stopped or exc
             else:
                 lost[job.ref] = exc.reason
-            self.failed(failure(job, exc.reason, [*run.calls, *exc.calls]))
+            self.failed(failure(job, exc.reason, exc.calls))
             return
-        life.add(run.effect)
-        self.done(record(run))
+        life.add(SceneEffect.model_validate_json(rec.scene["effect"]))  # as a resumed line reads it
+        self.done(rec)
 
 
 def _after(lost: dict[str, str]) -> str:
@@ -131,7 +167,7 @@ def failure(job: SceneJob, reason: str, calls: Sequence[dict[str, Any]] = ()) ->
 
 async def live_lines(
     world: World,
-    backend: Backend,
+    scenes: Scenes,
     lines: Sequence[LineTask],
     concurrency: int,
     done: Callable[[SceneRecord], None],
@@ -139,12 +175,12 @@ async def live_lines(
     flush: Callable[[], None] | None = None,
     flush_every: float = 2.0,
 ) -> SceneStopped | None:
-    """Live every line's scenes, `concurrency` at a time; returns the error that stopped the run, if any.
+    """Live every line's scenes through `scenes`, `concurrency` at a time; returns what stopped the run, if any.
 
     `flush` (writing finished scenes) runs every `flush_every` seconds in a thread, so the event loop
     goes on serving replies while the database is written.
     """
-    scheduler = _Scheduler(world, backend, concurrency, done, failed)
+    scheduler = _Scheduler(world, scenes, concurrency, done, failed)
     finished = asyncio.Event()
     flusher = asyncio.create_task(_flush_every(flush, flush_every, finished)) if flush else None
     try:
@@ -154,7 +190,7 @@ async def live_lines(
         finished.set()
         if flusher:
             await flusher  # never cancelled mid-write: it sees `finished` and returns after its current flush
-        await backend.aclose()
+        await scenes.aclose()
     return scheduler.stopped
 
 

@@ -6,20 +6,26 @@ or a worker dies, and a rerun that finishes the work from the reply cache.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import re
 import signal
 import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-from conftest import run_cli
+from conftest import REPO, run_cli
 from fakes import AnthropicFake, Fault, Faults, in_character
 
 from sim.backends import ModelOptions
+from sim.cli import INTERRUPTED
 from sim.model_workers import worker_count
 from sim.runner import RunOptions, run
 from sim.world import WorldPaths, load_world
@@ -157,3 +163,97 @@ def test_a_killed_worker_is_one_error_and_a_rerun_finishes_from_the_cache(anthro
 )
 def test_worker_count(asked: int, concurrency: int, lines: int, scenes: int, batch: bool, expected: int) -> None:
     assert worker_count(asked, concurrency, lines, scenes, batch=batch) == expected
+
+
+def sim_process(db: str, *extra: str, path: tuple[Path, ...] = ()) -> subprocess.Popen[str]:
+    """`sim run` with two workers in a process group of its own (as a terminal runs it), against the fake.
+
+    The `anthropic` fixture has set the key and the fake's URL; `path` goes before the repository on PYTHONPATH.
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, [*path, REPO]))}
+    args = ["run", PACK, "--backend", "anthropic", "--model", MODEL, "--db", db, "--workers", "2", *extra]
+    return subprocess.Popen(
+        [sys.executable, "-m", "sim", *args], env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+
+def group(pgid: int) -> dict[int, str]:
+    """The processes still running in process group `pgid` (zombies left out): pid -> command line."""
+    running = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            if int(pgrp) == pgid and state != "Z":
+                running[int(stat.parent.name)] = (stat.parent / "cmdline").read_text().replace("\0", " ")
+    return running
+
+
+def wait_for(condition: Callable[[], object], seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def forked(pgid: int) -> int:
+    """How many processes of the group run the fork server's code: the server, and each worker forked from it."""
+    return sum("multiprocessing.forkserver" in command for command in group(pgid).values())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads process groups from /proc")
+def test_ctrl_c_while_the_workers_start_is_one_line_and_status_130_and_leaves_no_process(
+    anthropic: AnthropicFake,
+) -> None:
+    run = sim_process("c.duckdb", "--variations", "40", "--concurrency", "8")
+    wait_for(lambda: forked(run.pid) == 1)  # the fork server has started, and is importing what workers need
+
+    os.killpg(run.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to every process of the group
+
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130
+    assert stderr == INTERRUPTED + "\n"  # no traceback from the fork server, which was importing
+    wait_for(lambda: not group(run.pid), seconds=10)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads process groups from /proc")
+def test_a_killed_run_leaves_no_worker_or_fork_server_behind(anthropic: AnthropicFake) -> None:
+    anthropic.latency = 0.05
+    run = sim_process("c.duckdb", "--variations", "40", "--concurrency", "8")
+    wait_for(lambda: forked(run.pid) == 3)  # the fork server and two workers
+    wait_for(lambda: len(anthropic.requests_to("/v1/messages")) > 50)
+
+    run.kill()
+    run.wait()
+
+    wait_for(lambda: not group(run.pid), seconds=10)
+
+
+def test_workers_run_with_the_environment_of_the_run_not_of_the_first(
+    anthropic: AnthropicFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert sim_run("first.duckdb", "--workers", "2", "--concurrency", "4").exit_code == 0
+    asked = len(anthropic.requests_to("/v1/messages"))
+    with AnthropicFake(reply=in_character, latency=0.02) as other:  # the run lasts until the workers are ready
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", other.base_url)
+
+        result = sim_run("second.duckdb", "--workers", "2", "--concurrency", "4", "--seed", "9")
+
+        assert result.exit_code == 0, result.output
+        assert len(anthropic.requests_to("/v1/messages")) == asked  # the fork server's URL was the first one
+        assert len(other.requests_to("/v1/messages")) == rows("second.duckdb", "SELECT count(*) FROM llm_calls")[0][0]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads process groups from /proc")
+def test_while_the_workers_start_the_run_already_lives_scenes(anthropic: AnthropicFake, tmp_path: Path) -> None:
+    slow = tmp_path / "slow"  # a fork server that takes 2 s longer to start than it does on its own
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text(
+        "import sys, time\nif any('multiprocessing.forkserver' in arg for arg in sys.orig_argv):\n    time.sleep(2)\n"
+    )
+    run = sim_process("c.duckdb", "--variations", "3", "--concurrency", "4", path=(slow,))
+
+    wait_for(lambda: len(anthropic.requests_to("/v1/messages")) >= 20)
+    assert forked(run.pid) == 1  # the fork server is still starting: no worker yet
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 0 and stderr == ""
+    assert rows("c.duckdb", "SELECT count(*), count(DISTINCT scene_key) FROM scenes") == [(30, 30)]
