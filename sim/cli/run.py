@@ -55,7 +55,7 @@ EXIT_STOPPED = 3
     type=click.IntRange(0, 64),
     default=0,
     show_default="0 = one per core for big runs; with a model, one per 32 scenes in flight",
-    help="Processes living life lines in parallel; the corpus is the same for any number.",
+    help="Processes living scenes in parallel; the corpus is the same for any number.",
 )
 @click.option("--stage", "stages", multiple=True, help="Only scenes of this stage (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Show what would run, change nothing.")
