@@ -3,7 +3,9 @@
 Life lines (variations) are independent. Within a line, a scene may start once every scene of the
 earlier stages is done and its own follow-on ancestors in its stage are done: exactly the life it
 may remember (`LifeLine.view`), so the corpus does not depend on timing. At most `concurrency`
-scenes are in flight.
+scenes are in flight. The schedule is kept here; where a scene is lived is a `Scenes`: this event
+loop (`LocalScenes`), or worker processes (`model_workers`), which are sent the scene and the life
+it may remember and send back its record.
 
 Invariants:
 - A scene either finishes (its record goes to `done`) or fails with one reason (its failure, with
