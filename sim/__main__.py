@@ -1,5 +1,23 @@
-"""`python -m sim` runs the CLI."""
+"""The `sim` command's entry point: `python -m sim`, and the console script.
 
-from sim.cli import main
+The CLI is imported inside `main`, so a Ctrl-C while Python loads it (click, then every command)
+is one line and status 130, as at any later moment, instead of a KeyboardInterrupt traceback.
+"""
 
-main()
+import sys
+
+from sim import INTERRUPTED
+
+
+def main() -> None:
+    """Run the CLI."""
+    try:
+        from sim.cli import main as cli
+    except KeyboardInterrupt:
+        sys.stderr.write(INTERRUPTED + "\n")
+        sys.exit(130)
+    cli()
+
+
+if __name__ == "__main__":
+    main()

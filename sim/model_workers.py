@@ -39,9 +39,9 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing import forkserver
+from multiprocessing import forkserver, resource_tracker
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from multiprocessing.sharedctypes import Synchronized
@@ -115,30 +115,22 @@ def start_context(backend: str) -> Context:
     two import at once. Elsewhere (Windows), workers are spawned and import on their own.
 
     The fork server is in the terminal's process group, so a Ctrl-C while it imports would print a
-    KeyboardInterrupt traceback from it. It is started with the interrupt ignored, which it keeps
-    (Python installs its handler only where the signal was not ignored), and so do the workers forked
-    from it: the run's process reports the interrupt and ends them through their pipes.
+    KeyboardInterrupt traceback from it. It is started with SIGINT blocked, which it keeps, and so do
+    the workers forked from it: the run's process reports the interrupt and ends them through their
+    pipes. The calling thread blocks SIGINT only while it starts the fork server (milliseconds), so
+    a Ctrl-C then is held until it is done (or taken at once by another thread): never lost.
     """
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__, _PROVIDERS.get(backend, "sim.backends")])
-    with _interrupts_ignored():
-        forkserver.ensure_running()  # a no-op when this process has started one already
-    return context
-
-
-@contextlib.contextmanager
-def _interrupts_ignored() -> Iterator[None]:
-    """SIGINT ignored in this process, and so in the processes it starts meanwhile (only the main thread may)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    resource_tracker.ensure_running()  # first: starting it unblocks SIGINT when done (bpo-33613)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        yield
+        forkserver.ensure_running()  # a no-op when this process has started one already
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return context
 
 
 async def live_in_processes(
@@ -243,12 +235,17 @@ class _Pool:
         for worker in self.workers:
             threading.Thread(target=self._read, args=(loop, worker), daemon=True).start()
         lived = asyncio.ensure_future(live_lines(world, self, lines, concurrency, done, failed, flush, flush_every))
-        await asyncio.wait([lived, broken], return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait([lived, broken], return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this is cancelled (Ctrl-C)
+            self._closing = True  # from here on, a worker that ends is told to, and has not died
+            if not lived.done():
+                lived.cancel()
+                await asyncio.wait([lived])  # its flusher finishes its write, and the model client closes
+            if broken.done():
+                broken.exception()  # seen, even when this is cancelled: asyncio would print it as never retrieved
         if broken.done():
-            lived.cancel()
-            await asyncio.wait([lived])  # its flusher finishes its write
-            broken.result()
-        self._closing = True
+            broken.result()  # raises the worker's error
         return lived.result()
 
     async def live(self, job: SceneJob, life: LearnerState) -> SceneRecord:

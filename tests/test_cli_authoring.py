@@ -483,3 +483,29 @@ def test_ctrl_c_while_the_commands_are_still_importing_is_one_line_and_status_13
         sim.cli.main()
     assert stop.value.code == 130
     assert capsys.readouterr().err == "interrupted: finished work is kept; run the same command again to continue\n"
+
+
+class _InterruptedImport:
+    """A meta path finder that is interrupted (as by a Ctrl-C) when Python looks for `name`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        if fullname == self.name:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_python_loads_the_cli_is_one_line_and_status_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from sim.__main__ import main
+
+    monkeypatch.delitem(sys.modules, "sim.cli")
+    monkeypatch.setattr(sys, "meta_path", [_InterruptedImport("sim.cli"), *sys.meta_path])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 130
+    assert capsys.readouterr().err == "interrupted: finished work is kept; run the same command again to continue\n"

@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from fakes import AnthropicFake, Fault, Faults, in_character
 
 from sim.backends import ModelOptions
 from sim.cli import INTERRUPTED
-from sim.model_workers import worker_count
+from sim.model_workers import start_context, worker_count
 from sim.runner import RunOptions, run
 from sim.world import WorldPaths, load_world
 
@@ -201,17 +202,22 @@ def forked(pgid: int) -> int:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads process groups from /proc")
-def test_ctrl_c_while_the_workers_start_is_one_line_and_status_130_and_leaves_no_process(
-    anthropic: AnthropicFake,
-) -> None:
+@pytest.mark.parametrize("moment", ["while the fork server imports", "while the workers live scenes"])
+def test_ctrl_c_is_one_line_and_status_130_and_leaves_no_process(anthropic: AnthropicFake, moment: str) -> None:
+    anthropic.latency = 0.02
     run = sim_process("c.duckdb", "--variations", "40", "--concurrency", "8")
-    wait_for(lambda: forked(run.pid) == 1)  # the fork server has started, and is importing what workers need
+    if moment == "while the fork server imports":
+        wait_for(lambda: forked(run.pid) == 1)  # started, and importing what workers need
+    else:
+        wait_for(lambda: forked(run.pid) == 3)  # the fork server and two workers
+        asked = len(anthropic.requests_to("/v1/messages"))
+        wait_for(lambda: len(anthropic.requests_to("/v1/messages")) > asked + 50)
 
     os.killpg(run.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to every process of the group
 
     _, stderr = run.communicate(timeout=60)
     assert run.returncode == 130
-    assert stderr == INTERRUPTED + "\n"  # no traceback from the fork server, which was importing
+    assert stderr == INTERRUPTED + "\n"  # no traceback, no warning, from any process
     wait_for(lambda: not group(run.pid), seconds=10)
 
 
@@ -257,3 +263,22 @@ def test_while_the_workers_start_the_run_already_lives_scenes(anthropic: Anthrop
     _, stderr = run.communicate(timeout=60)
     assert run.returncode == 0 and stderr == ""
     assert rows("c.duckdb", "SELECT count(*), count(DISTINCT scene_key) FROM scenes") == [(30, 30)]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork server on Windows")
+def test_a_ctrl_c_while_the_fork_server_is_being_started_waits_for_it_and_is_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reached = []
+
+    def interrupted_while_starting() -> None:  # a Ctrl-C reaches this thread while it spawns the fork server
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+        time.sleep(0.05)
+        reached.append("the start went on")
+
+    monkeypatch.setattr(multiprocessing.forkserver, "ensure_running", interrupted_while_starting)
+
+    with pytest.raises(KeyboardInterrupt):
+        start_context("anthropic")
+
+    assert reached == ["the start went on"]  # held back while the server started, delivered right after

@@ -11,10 +11,8 @@ from typing import Any
 
 import click
 
-from sim import __version__
+from sim import INTERRUPTED, __version__
 from sim.errors import ConfigError, SimError
-
-INTERRUPTED = "interrupted: finished work is kept; run the same command again to continue"
 
 
 class SimGroup(click.Group):
