@@ -153,7 +153,8 @@ async def live_in_processes(
     started: list[_Worker] = []
     here: LocalScenes | None = None
     try:
-        started = [_start(ctx, i, ledger, (world, options, dict(os.environ))) for i in range(workers)]
+        for i in range(workers):  # one by one: if one cannot be set up, those before are still stopped
+            started.append(_start(ctx, i, ledger, (world, options, dict(os.environ))))
         budget = Budget(options.model_options.max_cost, shared=ledger)
         here = LocalScenes(world, create(options.backend, options=options.model_options, db=options.db, budget=budget))
         pool = _Pool(here, started)
