@@ -47,7 +47,7 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.sharedctypes import Synchronized
 from typing import TYPE_CHECKING, Any
 
-from sim.backends import create
+from sim.backends import Backend, create
 from sim.backends.model import Budget, BudgetSpent
 from sim.backends.provider import AuthError, SceneStopped
 from sim.curriculum import SceneJob
@@ -133,38 +133,49 @@ def start_context(backend: str) -> Context:
     return context
 
 
+@dataclass(frozen=True)
+class Processes:
+    """A model run's worker processes: how many, where they start from, the budget ledger all processes share."""
+
+    count: int
+    context: Context
+    ledger: Synchronized[float]
+
+
+def start_processes(backend: str, count: int) -> Processes:
+    """`count` workers for a run on `backend`, their fork server started now (`start_context`)."""
+    context = start_context(backend)
+    return Processes(count, context, context.Value("d", 0.0))
+
+
 async def live_in_processes(
-    ctx: Context,
+    processes: Processes,
     world: World,
     options: RunOptions,
+    backend: Backend,
     lines: Sequence[LineTask],
-    workers: int,
     done: Callable[[SceneRecord], None],
     failed: Callable[[FailedScene], None],
     flush: Callable[[], None] | None = None,
     flush_every: float = 2.0,
 ) -> SceneStopped | None:
-    """Live `lines` with `workers` processes; returns the error that stopped the run, if any (as `live_lines`).
+    """Live `lines` with `processes`; returns the error that stopped the run, if any (as `live_lines`).
+
+    Until a worker is ready, scenes are lived here through `backend`, which spends from `processes.ledger`.
 
     Raises:
         SimError: a worker could not start (its user error, e.g. an unreadable reply cache), or died.
     """
-    ledger: Synchronized[float] = ctx.Value("d", 0.0)
     started: list[_Worker] = []
-    here: LocalScenes | None = None
     try:
-        for i in range(workers):  # one by one: if one cannot be set up, those before are still stopped
-            started.append(_start(ctx, i, ledger, (world, options, dict(os.environ))))
-        budget = Budget(options.model_options.max_cost, shared=ledger)
-        here = LocalScenes(world, create(options.backend, options=options.model_options, db=options.db, budget=budget))
-        pool = _Pool(here, started)
+        for i in range(processes.count):  # one by one: if one cannot be set up, those before are still stopped
+            started.append(_start(processes, i, (world, options, dict(os.environ))))
+        pool = _Pool(LocalScenes(world, backend), started)
         return await pool.run(world, lines, options.concurrency, done, failed, flush, flush_every)
     finally:
         for worker in started:  # its task pipe ends: it cancels what it has in flight, and exits
             worker.outbox.put(None)
         _stop(started)
-        if here:
-            here.backend.close()
 
 
 @dataclass
@@ -181,7 +192,7 @@ class _Worker:
     ready: bool = False
 
 
-def _start(ctx: Context, index: int, ledger: Synchronized[float], work: Work) -> _Worker:
+def _start(processes: Processes, index: int, work: Work) -> _Worker:
     """Worker `index`, starting in a thread, its work first in its outbox.
 
     The process is started by a thread because `start` waits: for a fork server still importing, or
@@ -189,9 +200,10 @@ def _start(ctx: Context, index: int, ledger: Synchronized[float], work: Work) ->
     as an argument: a payload larger than a pipe's buffer would hold `start` until the worker had
     imported what it needs to read it.
     """
+    ctx = processes.context
     results, writer = ctx.Pipe(duplex=False)
     tasks, task_writer = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_work, args=(tasks, ledger, writer), name=f"sim-worker-{index}", daemon=True)
+    proc = ctx.Process(target=_work, args=(tasks, processes.ledger, writer), name=f"sim-worker-{index}", daemon=True)
     worker = _Worker(index, proc, results)
     worker.outbox.put(work)
     worker.starter = threading.Thread(target=_launch, args=(worker, (writer, tasks), task_writer), daemon=True)
@@ -403,7 +415,7 @@ async def _live_one(
     try:
         outbox.put(("done", number, await scenes.live(job, life)))
     except SceneStopped as exc:
-        stop = next((kind for kind, cls in _STOPS.items() if isinstance(exc, cls)), "scene")
+        stop = next(kind for kind, cls in _STOPS.items() if isinstance(exc, cls))  # "scene" last: any stop
         outbox.put(("stopped", number, (stop, exc.reason, exc.calls)))
     except SimError as exc:
         outbox.put(("error", number, (str(exc), exc.exit_code)))

@@ -30,6 +30,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from sim import model_workers
 from sim.backends import Backend, ModelOptions, create
+from sim.backends.model import Budget
 from sim.backends.provider import AuthError, SceneStopped
 from sim.curriculum import SceneJob, plan
 from sim.engine import SceneRun, SceneState, build_scene_graph
@@ -133,15 +134,16 @@ def run(world: World, options: RunOptions, progress: Progress | None = None) -> 
     with run_lock(options.db):
         todo, skipped = pending(world, options)
         summary = RunSummary(uuid.uuid4().hex[:12], options.db, len(todo), skipped)
-        context = _model_workers(options, todo, summary)  # started first: it imports while this process prepares
-        backend = create(options.backend, options=options.model_options, db=options.db)
+        processes = _model_workers(options, todo, summary)  # started first: imports while this process prepares
+        budget = Budget(options.model_options.max_cost, shared=processes.ledger if processes else None)
+        backend = create(options.backend, options=options.model_options, db=options.db, budget=budget)
         with connect(options.db) as con:
             start_run(con, _run_row(summary, world, options, backend))
         writer = BatchWriter(options.db, summary.run_id)
         started = time.perf_counter()
         error: str | None = "stopped before the run finished"
         try:
-            _live(world, options, backend, todo, writer, summary, progress, context)
+            _live(world, options, backend, todo, writer, summary, progress, processes)
             summary.status, error = ("stopped", summary.stopped) if summary.stopped else ("done", None)
         except SceneStopped as exc:
             summary.status, error = "failed", exc.reason
@@ -157,16 +159,16 @@ def run(world: World, options: RunOptions, progress: Progress | None = None) -> 
 
 def _model_workers(
     options: RunOptions, todo: Sequence[SceneJob], summary: RunSummary
-) -> model_workers.Context | None:
-    """Count the processes a model run lives `todo` in (`summary.workers`); with more than one, their context.
+) -> model_workers.Processes | None:
+    """Count the processes a model run lives `todo` in (`summary.workers`); with more than one, their handle.
 
-    The context is started now (a fork server importing what a worker needs), while the run prepares.
+    Their fork server is started now, importing what a worker needs while the run prepares.
     """
     if options.backend == "scripted":
         return None
     lines, batch = len({job.variation for job in todo}), options.model_options.batch
     summary.workers = model_workers.worker_count(options.workers, options.concurrency, lines, len(todo), batch=batch)
-    return model_workers.start_context(options.backend) if summary.workers > 1 else None
+    return model_workers.start_processes(options.backend, summary.workers) if summary.workers > 1 else None
 
 
 def _live(
@@ -177,7 +179,7 @@ def _live(
     writer: BatchWriter,
     summary: RunSummary,
     progress: Progress | None,
-    context: model_workers.Context | None = None,
+    processes: model_workers.Processes | None = None,
 ) -> None:
     stored = writer.stored_effects(options.learner, sorted({j.variation for j in todo}))
     lines = [(jobs, stored.pop(variation, [])) for variation, jobs in _by_variation(todo)]
@@ -201,9 +203,9 @@ def _live(
     scenes = sum(len(jobs) for jobs, _ in lines)
     if backend.concurrent:
         writer.every, writer.deferred = MODEL_FLUSH_SECONDS, True  # written from a thread, off the event loop
-        if context:
+        if processes:
             lived = model_workers.live_in_processes(
-                context, world, options, lines, summary.workers, done, failed, writer.flush, writer.every
+                processes, world, options, backend, lines, done, failed, writer.flush, writer.every
             )
         else:
             here = LocalScenes(world, backend)
