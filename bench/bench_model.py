@@ -1,16 +1,22 @@
-"""Model-call throughput of `sim run --concurrency N` against a fake Anthropic server with fixed latency.
+"""Model-call throughput of `sim run --concurrency N` against an Anthropic server with fixed latency.
 
-The fake (tests/fakes) runs in its own process and answers every call after `--latency` seconds, so
-the ideal is N / latency calls per second; the target is at least 90% of it. Replies are short in-
-character lines so no line is regenerated. `--workers` is passed on as `sim run` takes it (0 = auto:
-one process per 32 scenes in flight, up to one per core, for runs of 1,000 scenes or more).
+The server runs in its own process and answers every call `--latency` seconds after it arrived, so the
+ideal is N / latency calls per second; the target is at least 90% of it. By default it is
+`bench.latency_server`, which speaks the Messages wire format at about 0.35 ms of CPU per call: on this
+machine client and server share the cores, and a real provider's CPU is not taken from the client. With
+`--server fake` it is the test fake (tests/fakes), about 0.8 ms per call. Replies are short in-character
+lines, so no line is regenerated. `--workers` is passed on as `sim run` takes it (0 = auto: one process per
+32 scenes in flight, up to one per core, for runs of 1,000 scenes or more).
 
 Three rates are printed: over the whole run (worker start-up and the last scenes included); in the
 steady state, from the first reply stored to the last (`llm_calls.created_at`); and, to tell the
-per-call path from start-up, ramp and tail, between the 10th and the 90th percentile of replies.
+per-call path from start-up, ramp and tail, between the 10th and the 90th percentile of replies. For
+scale, the bare SDK is measured on the same server with the run's layout: as many processes as the run
+had, N tasks in all, each awaiting `messages.create`. On Linux the CPU time the host took from this
+machine during the run (`steal` in /proc/stat) is printed too: when it is high, so is the spread.
 The default run is 256 life lines of the first pack (2,560 scenes, about 25,000 calls): a large run, where
 `--concurrency 64` is worth asking for. Usage: python -m bench.bench_model [--concurrency 64] [--latency 0.2]
-[--variations 256] [--workers 0]
+[--variations 256] [--workers 0] [--server lean|fake]
 """
 
 from __future__ import annotations
@@ -36,14 +42,28 @@ fake = AnthropicFake(reply=in_character, latency={latency}, lifetime=3600).start
 print(fake.base_url, flush=True)
 time.sleep(3600)
 """
+SERVERS = ("lean", "fake")
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    """The fake Anthropic API in a child process, and its base URL."""
-    code = SERVER.format(tests=str(REPO / "tests"), latency=latency)
-    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO)
-    assert server.stdout is not None
-    return server, server.stdout.readline().strip()
+def start_server(latency: float, server: str = "lean") -> tuple[subprocess.Popen[str], str]:
+    """The server in a child process, and its base URL: `bench.latency_server` (lean) or the test fake."""
+    if server == "lean":
+        command = [sys.executable, "-m", "bench.latency_server", "--latency", str(latency)]
+    else:
+        command = [sys.executable, "-c", SERVER.format(tests=str(REPO / "tests"), latency=latency)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
+def host_steal() -> float | None:
+    """CPU seconds the host has taken from this machine since boot (Linux `steal`), or None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 and fields[0] == "cpu" else None
 
 
 @dataclass(frozen=True)
@@ -110,12 +130,22 @@ asyncio.run(main({url!r}, {workers}, {calls}))
 """
 
 
-def bare_sdk(base_url: str, concurrency: int, calls: int) -> float:
-    """Calls/s of the bare SDK (with the aiohttp transport sim uses): `concurrency` tasks each awaiting
-    `messages.create`, in a fresh process."""
-    code = BARE.format(url=base_url, workers=concurrency, calls=calls)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
-    return float(out.stdout.strip())
+def bare_sdk(base_url: str, concurrency: int, calls: int, processes: int = 1) -> float:
+    """Calls/s of the bare SDK (with the aiohttp transport sim uses): `concurrency` tasks in all, spread over
+    `processes` fresh processes, each task awaiting `messages.create` `calls` times."""
+    shares = [concurrency // processes + (i < concurrency % processes) for i in range(processes)]
+    children = [
+        subprocess.Popen([sys.executable, "-c", BARE.format(url=base_url, workers=share, calls=calls)],
+                         stdout=subprocess.PIPE, text=True, cwd=REPO)
+        for share in shares
+    ]  # fmt: skip
+    rates = []
+    for child in children:
+        out, _ = child.communicate()
+        if child.returncode:
+            raise SystemExit(f"the bare SDK run failed (exit {child.returncode})")
+        rates.append(float(out.strip()))
+    return sum(rates)
 
 
 def main() -> None:
@@ -124,29 +154,40 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--variations", type=int, default=256)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--server", choices=SERVERS, default="lean")
     args = parser.parse_args()
-    server, base_url = start_server(args.latency)
+    server, base_url = start_server(args.latency, args.server)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             os.chdir(REPO)
+            before = host_steal()
             got = measure(args.concurrency, args.variations, base_url, Path(tmp), args.workers)
-        bare = bare_sdk(base_url, args.concurrency, 40)
+            after = host_steal()
+        bare = bare_sdk(base_url, args.concurrency, 120, got.workers)
     finally:
         server.kill()
     ideal = args.concurrency / args.latency
     rate, steady = got.calls / got.seconds, (got.calls - 1) / got.steady_seconds
     middle = 0.8 * got.calls / got.middle_seconds
+    steal = None if before is None or after is None else after - before
+    print(f"server: {args.server} ({'bench.latency_server' if args.server == 'lean' else 'the test fake'}), "
+          f"{args.latency:g} s per call")  # fmt: skip
     print(f"sim run, {got.workers} worker process(es): {got.calls:,} calls in {got.seconds:.1f}s: {rate:,.1f} calls/s; "
           f"steady state {steady:,.1f} calls/s; mean latency {got.latency_ms:.0f} ms")  # fmt: skip
     print(f"middle 80% of replies (no start-up, ramp or tail): {middle:,.1f} calls/s = {middle / ideal:.2f} of ideal")
-    print(f"bare anthropic SDK, {args.concurrency} tasks awaiting messages.create: {bare:,.1f} calls/s")
+    print(f"bare anthropic SDK, {args.concurrency} tasks in {got.workers} process(es) awaiting messages.create: "
+          f"{bare:,.1f} calls/s")  # fmt: skip
+    if steal is not None:
+        print(f"CPU time the host took from this machine during the run (steal): {steal:.1f}s of "
+              f"{got.seconds * (os.cpu_count() or 1):.0f} CPU-s")  # fmt: skip
     print(f"ideal N/latency = {args.concurrency}/{args.latency}s = {ideal:,.1f} calls/s; sim run {rate / ideal:.2f} of "
           f"it over the whole run, {steady / ideal:.2f} in the steady state (target >= 0.90); bare SDK "
           f"{bare / ideal:.2f}")  # fmt: skip
     print(json.dumps({"bench": "model", "metric": "calls_per_s", "value": round(rate, 2), "ideal": ideal,
                       "ratio": round(rate / ideal, 3), "steady_calls_per_s": round(steady, 2),
                       "steady_ratio": round(steady / ideal, 3), "middle_ratio": round(middle / ideal, 3),
-                      "bare_sdk": round(bare, 2),
+                      "bare_sdk": round(bare, 2), "bare_sdk_ratio": round(bare / ideal, 3), "server": args.server,
+                      "steal_s": None if steal is None else round(steal, 1),
                       "concurrency": args.concurrency, "workers": got.workers, "latency_s": args.latency,
                       "mean_latency_ms": round(got.latency_ms, 1), "calls": got.calls,
                       "target_ratio": 0.9}))  # fmt: skip
