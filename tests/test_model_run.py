@@ -75,6 +75,26 @@ def test_a_model_run_stores_scenes_calls_and_costs(anthropic: Any) -> None:
     assert f"model calls: {turns + 20:,} paid, 0 replayed" in result.output
 
 
+def test_every_call_carries_its_own_speakers_prefix_and_its_scenes_life(anthropic: Any) -> None:
+    assert sim_run("--concurrency", "4").exit_code == 0
+    lives: dict[str, set[str]] = {}  # scene title -> the life blocks its calls carried
+    speakers = set()
+    for request in anthropic.requests_to("/v1/messages"):
+        prefix, life = (block["text"] for block in request.body["system"])
+        asked = last_user_text(request.body)
+        writer = re.search(r"Write (.+?)'s line now", asked)
+        if writer is None or writer.group(1) == "I":  # the opening, the reflection and my own lines
+            assert "you speak as me, Sam," in prefix, asked
+        else:
+            assert f"You speak as {writer.group(1)} (" in prefix, asked
+            speakers.add(writer.group(1))
+        title = re.search(r'The scene: "([^"]+)"', prefix)
+        assert title is not None
+        lives.setdefault(title.group(1), set()).add(life)
+    assert len(speakers) >= 3  # several people speak, each with their own prefix
+    assert len(lives) == 10 and all(len(blocks) == 1 for blocks in lives.values())
+
+
 def test_running_again_costs_nothing_and_an_interrupted_scene_replays_its_turns(anthropic: Any) -> None:
     anthropic.faults = Faults(schedule={25: Fault.AUTH})
     stopped = sim_run("--concurrency", "1")

@@ -27,9 +27,12 @@ from sim.backends.cache import ReplyCache
 from sim.backends.prices import PriceTable
 from sim.backends.provider import Completion, Message, ModelCall, Provider, ProviderError, SceneStopped
 from sim.backends.scripted import ScriptedBackend
+from sim.learner import LearnerState
 
 MAX_TOKENS = {"opening": 300, "reflection": 300, "turn": 400}
 """Output budget per call; learner lines are held to their stage's word limit by `targets`, not here."""
+KEPT_SYSTEMS = 1024
+"""Rendered system blocks kept (a few per scene in flight); all are dropped when this many are kept."""
 
 
 class BudgetSpent(SceneStopped):
@@ -85,6 +88,7 @@ class ModelBackend:
     budget: Budget = field(default_factory=Budget)
     concurrent: bool = True
     _examples: ScriptedBackend = field(default_factory=ScriptedBackend)
+    _systems: dict[tuple[str, str], tuple[LearnerState, tuple[str, str]]] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -98,7 +102,7 @@ class ModelBackend:
     async def aspeak(self, request: Request, *, seed: int) -> Utterance:
         """Write one utterance; regenerate once if it misses the targets, then repair or fail the scene."""
         example = self._examples.speak(request, seed=seed).text
-        system = prompts.system_blocks(request)
+        system = self._system(request)
         messages = [Message("user", prompts.user_message(request, example))]
         rows: list[dict[str, Any]] = []
         repairs = 0
@@ -129,6 +133,22 @@ class ModelBackend:
         missed = TargetsMissed(f"{_what(request)}: {verdict.retry}, twice")
         missed.calls = rows
         raise missed
+
+    def _system(self, request: Request) -> tuple[str, str]:
+        """The call's system blocks, rendered once per speaker and scene: within a scene they do not change.
+
+        A scene is told apart by its key and the life it was given (the same object for all its requests).
+        """
+        speaker = request.speaker or request.learner
+        key = (request.scene_key, speaker.id)
+        kept = self._systems.get(key)
+        if kept is not None and kept[0] is request.life:
+            return kept[1]
+        if len(self._systems) >= KEPT_SYSTEMS:
+            self._systems.clear()
+        blocks = prompts.system_blocks(request)
+        self._systems[key] = (request.life, blocks)
+        return blocks
 
     async def aclose(self) -> None:
         """Close the provider's client."""

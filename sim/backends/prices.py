@@ -23,7 +23,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, PrivateAttr, field_validator
 
 from sim.backends.provider import Completion
 from sim.errors import Problem
@@ -86,6 +86,7 @@ class PriceTable(Spec):
     currency: str = "USD"
     batch_discount: Annotated[float, Field(strict=True), AfterValidator(_discount)] = 0.5  # what batch calls pay
     models: list[ModelPrice]
+    _matched: dict[str, ModelPrice | None] = PrivateAttr(default_factory=dict)  # model id -> its entry
 
     @field_validator("currency")
     @classmethod
@@ -95,8 +96,10 @@ class PriceTable(Spec):
         return value
 
     def price(self, model: str) -> ModelPrice | None:
-        """The first entry whose glob matches `model`, or None when the model has no price."""
-        return next((entry for entry in self.models if entry.matches(model)), None)
+        """The first entry whose glob matches `model`, or None when the model has no price (matched once per model)."""
+        if model not in self._matched:
+            self._matched[model] = next((entry for entry in self.models if entry.matches(model)), None)
+        return self._matched[model]
 
     def cost(self, model: str, completion: Completion, *, batch: bool = False) -> float | None:
         """What `completion` cost in `currency`, rounded to 1e-9; None when `model` has no price.

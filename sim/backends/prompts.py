@@ -14,6 +14,7 @@ and templates never see an API key or anything outside the scene.
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -108,11 +109,17 @@ def render(name: str, variables: Mapping[str, object]) -> str:
     if name not in TEMPLATES:
         raise PromptError(f"no prompt template {name!r} (templates: {', '.join(TEMPLATES)})")
     template = TEMPLATES[name]
-    wanted = {field for _, field, _, _ in string.Formatter().parse(template) if field}
-    missing = sorted(wanted - set(variables))
+    wanted = _placeholders(template)
+    missing = sorted(wanted - variables.keys())
     if missing:
         raise PromptError(f"prompt {name!r} needs {', '.join(missing)}, which were not given")
     return template.format_map({key: variables[key] for key in wanted})
+
+
+@functools.lru_cache(maxsize=64)
+def _placeholders(template: str) -> frozenset[str]:
+    """The variables `template` names (parsed once per template text)."""
+    return frozenset(field for _, field, _, _ in string.Formatter().parse(template) if field)
 
 
 def system_blocks(request: Request) -> tuple[str, str]:
