@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -28,6 +28,9 @@ from sim.learner import LearnerState, Memory, SceneEffect, bond_after, recall
 from sim.personas import Persona
 from sim.scenarios import LEARNER, Scene
 from sim.world import World
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig  # LangGraph's config type
 
 
 class SceneState(TypedDict):
@@ -323,6 +326,11 @@ def key_sentence(text: str) -> str:
     """The longest sentence of a line (the one that carries its point)."""
     sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
     return max(sentences, key=len) if sentences else text
+
+
+def graph_config(scene: Scene) -> RunnableConfig:
+    """What a scene's graph is invoked with: a step limit (one step per turn) that its turns cannot reach."""
+    return {"recursion_limit": scene.turn_limit * 2 + 20}
 
 
 def build_scene_graph(*, asynchronous: bool = False) -> StateGraph[SceneState, SceneRun, SceneState, SceneState]:

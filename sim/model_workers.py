@@ -3,8 +3,8 @@
 One event loop spends a few milliseconds of CPU on every call (building the request, reading the
 reply, stepping the scene graph), so with a fast server (a local vLLM, a fake) and many scenes in
 flight it saturates a core before the server does. `sim run --workers W` then lives the scenes in
-W spawned processes, each through its own provider client and its own connection to the reply
-cache (SQLite, safe across processes).
+W worker processes (forked from a fork server on POSIX, spawned on Windows), each through its own
+provider client and its own connection to the reply cache (SQLite, safe across processes).
 
 The parent keeps the schedule (`live_lines`: which scene may start, the life it may remember,
 failures and stops) and hands each scene that passes the `--concurrency` gate to the ready worker

@@ -33,7 +33,7 @@ from sim.backends import Backend, ModelOptions, create
 from sim.backends.model import Budget
 from sim.backends.provider import AuthError, SceneStopped
 from sim.curriculum import SceneJob, plan
-from sim.engine import SceneRun, SceneState, build_scene_graph
+from sim.engine import SceneRun, SceneState, build_scene_graph, graph_config
 from sim.learner import LearnerState, SceneEffect, initial_state
 from sim.lifeline import LifeLine, record
 from sim.scheduler import LocalScenes, live_lines
@@ -291,7 +291,7 @@ def live_scene(
     """Run one scene through the compiled scene graph."""
     learner = world.personas[job.learner]
     scene = SceneRun(job=job, world=world, life=life, backend=backend, learner=learner)
-    graph.invoke({"turn": 0}, context=scene, config={"recursion_limit": job.scene.turn_limit * 2 + 20})
+    graph.invoke({"turn": 0}, context=scene, config=graph_config(job.scene))
     return scene
 
 

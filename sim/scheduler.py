@@ -32,7 +32,7 @@ from sim.backends.base import Backend
 from sim.backends.model import BudgetSpent
 from sim.backends.provider import AuthError, SceneStopped
 from sim.curriculum import SceneJob
-from sim.engine import SceneRun, build_scene_graph
+from sim.engine import SceneRun, build_scene_graph, graph_config
 from sim.learner import LearnerState, SceneEffect, initial_state
 from sim.lifeline import LifeLine, record
 from sim.store.trajectories import FailedScene, SceneRecord
@@ -71,9 +71,7 @@ class LocalScenes:
         learner = self.world.personas[job.learner]
         run = SceneRun(job=job, world=self.world, life=life, backend=self.backend, learner=learner)
         try:
-            await self.graph.ainvoke(
-                {"turn": 0}, context=run, config={"recursion_limit": job.scene.turn_limit * 2 + 20}
-            )
+            await self.graph.ainvoke({"turn": 0}, context=run, config=graph_config(job.scene))
         except SceneStopped as exc:
             exc.calls[:0] = run.calls
             raise
