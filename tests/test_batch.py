@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import duckdb
 import pytest
 from conftest import run_cli
-from fakes import AnthropicFake, in_character
+from fakes import AnthropicFake, Fault, Faults, in_character
 from fakes.http11 import Response
 from fakes.server import RecordedRequest
 
@@ -270,6 +271,67 @@ def test_each_kind_of_failed_entry_maps_to_the_per_call_error(
 
     assert type(bad) is error
     assert bad.reason == "the Anthropic API " + reason.format(id=good.extra["batch_id"])
+
+
+class CutResultsFake(AnthropicFake):
+    """The fake, injecting its faults into results downloads (not messages): a DROP cuts the file halfway."""
+
+    def is_generation(self, method: str, path: str) -> bool:
+        return method == "GET" and path.endswith("/results")
+
+
+CONNECTION_FAILED = r"the connection to the Anthropic API failed \((\w+): (.+)\) \((not retried|after \d retr\w+)\)"
+
+
+def test_a_cut_off_results_download_fails_the_round_and_the_next_run_collects_the_batch(cache: ReplyCache) -> None:
+    with CutResultsFake(faults=Faults(rate=1.0, kinds=(Fault.DROP,))) as fake:
+        failures = run(batching(fake, cache), together(ask("a"), ask("b")))
+        [(batch_id, _)] = cache.open_batches("anthropic")  # submitted and paid for: kept for the next run
+        fake.faults = Faults()
+        replies = run(batching(fake, cache), together(ask("a"), ask("b")))
+
+    assert [type(f) for f in failures] == [TransientError, TransientError]
+    assert re.fullmatch(CONNECTION_FAILED, failures[0].reason) and failures[1].reason == failures[0].reason
+    assert fake.requests_to(f"{BATCHES}/{batch_id}/results", "GET")[0].fault is Fault.DROP
+    assert [r.text for r in replies] == ["echo: a", "echo: b"] and {r.extra["batch_id"] for r in replies} == {batch_id}
+    assert len(created(fake)) == 1 and cache.open_batches("anthropic") == []
+
+
+class PeerClosed(Exception):
+    """An HTTP library's own error for a cut-off body: a class sim has never heard of."""
+
+
+def cut_off_results(*, wrapped: bool) -> Callable[..., Awaitable[Any]]:
+    """A stand-in for the SDK's `batches.results` whose download breaks, the error wrapped by the SDK or not."""
+
+    async def results(batch_id: str, **_: Any) -> Any:
+        async def lines() -> Any:
+            cut = PeerClosed("peer closed connection without sending complete message body")
+            if wrapped:
+                raise anthropic.APIConnectionError(request=None) from cut
+            raise cut
+            yield  # an async generator, as the SDK's decoder is
+
+        return lines()
+
+    return results
+
+
+@pytest.mark.parametrize("wrapped", [True, False], ids=["wrapped", "bare"])
+def test_a_cut_off_results_download_reads_the_same_whether_or_not_the_sdk_wraps_the_error(
+    anthropic_fake: AnthropicFake, cache: ReplyCache, monkeypatch: pytest.MonkeyPatch, wrapped: bool
+) -> None:
+    inner = AnthropicProvider(api_key="test-key", base_url=anthropic_fake.base_url)
+    monkeypatch.setattr(inner.client.messages.batches, "results", cut_off_results(wrapped=wrapped))
+
+    [failure] = run(BatchProvider(inner, cache, **FAST), together(ask("a")))
+
+    assert isinstance(failure, TransientError)
+    assert failure.reason == (
+        "the connection to the Anthropic API failed "
+        "(PeerClosed: peer closed connection without sending complete message body) (not retried)"
+    )
+    assert len(cache.open_batches("anthropic")) == 1  # the batch stays recorded for the next run
 
 
 def test_a_refused_key_fails_the_round_and_records_no_batch(anthropic_fake: AnthropicFake, cache: ReplyCache) -> None:

@@ -149,6 +149,13 @@ class AnthropicProvider:
         """A `cls` with `reason` on one line and the key redacted: for failures read from a batch's results."""
         return self._error(cls, reason, None, 0, count=False)
 
+    def connection_error(self, err: BaseException, retries: int = 0) -> ProviderError:
+        """The `TransientError` for a connection that broke, named by the root of `err`'s cause chain.
+
+        The same line whether the SDK wrapped the transport's error in `APIConnectionError` or let it through.
+        """
+        return self._error(TransientError, f"the connection to {API} failed ({connection_detail(err)})", None, retries)
+
     def _sdk_error(self, err: anthropic.AnthropicError, retries_before: int) -> ProviderError:
         """The `ProviderError` for an exception the SDK raised after its own retries."""
         retries = retries_before + sdk_retries(err)
@@ -157,8 +164,7 @@ class AnthropicProvider:
         if isinstance(err, anthropic.APITimeoutError):
             return self._error(TransientError, f"{API} timed out (no reply within {self._timeout:g}s)", None, retries)
         if isinstance(err, anthropic.APIConnectionError):
-            detail = connection_detail(err)
-            return self._error(TransientError, f"the connection to {API} failed ({detail})", None, retries)
+            return self.connection_error(err, retries)
         detail = f"{type(err).__name__}: {err}"[:DETAIL_CHARS]
         return self._error(TransientError, f"{API} call failed ({detail})", None, retries)
 

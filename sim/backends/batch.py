@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import anthropic
-import httpx2
 from anthropic.types.messages import (
     MessageBatchErroredResult,
     MessageBatchIndividualResponse,
@@ -58,7 +57,7 @@ POLL_ENV = "SIM_BATCH_POLL_S"
 
 _REJECTED = frozenset({"invalid_request_error", "not_found_error", "request_too_large"})
 _REFUSED = frozenset({"authentication_error", "permission_error", "billing_error"})
-_UNREADABLE = (ValueError, TypeError, AttributeError, KeyError, httpx2.HTTPError, httpx2.StreamError)
+_UNREADABLE = (ValueError, TypeError, AttributeError, KeyError)  # a line of results that is not a result
 _DETAIL_CHARS = 300
 
 Outcome = Completion | None
@@ -252,6 +251,10 @@ class BatchProvider:
             detail = f"{type(err).__name__}: {err}"[:_DETAIL_CHARS]
             reason = f"{API} sent unreadable results for batch {batch_id} ({detail})"
             raise self._inner.failure(TransientError, reason) from err
+        except Exception as err:
+            # Only the transport runs here besides the SDK's decoder: its error, when the SDK lets one through
+            # unwrapped, is a broken download, named as the `APIConnectionError` the SDK wraps it in elsewhere.
+            raise self._inner.connection_error(err) from err
 
     def _entry(self, batch_id: str, line: MessageBatchIndividualResponse, model: str | None, started: float) -> Entry:
         """One result line as (model, reply) or the error it stands for, as the per-call path would raise it."""

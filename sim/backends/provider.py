@@ -152,7 +152,11 @@ def retry_phrase(retries: int) -> str:
 
 
 def sdk_retries(err: Exception) -> int:
-    """The retries an SDK (anthropic or openai) made before raising: the retry count header of its last attempt."""
+    """The retries an SDK (anthropic or openai) made before raising: the retry count header of its last attempt.
+
+    `x-stainless-retry-count` is the SDKs' own header, not the API's, and the only count an error carries; the
+    tests assert what it feeds (the "after N retries" of a message), so an SDK that stops sending it shows there.
+    """
     request = getattr(err, "request", None)
     value = request.headers.get("x-stainless-retry-count", "") if request is not None else ""
     return int(value) if value.isdigit() else 0
@@ -166,18 +170,35 @@ def malformed_detail(err: Exception, expected: str) -> str:
 
 
 def connection_detail(err: BaseException) -> str:
-    """What broke a connection, in the words of the exception at the root of `err`'s cause chain.
+    """What broke a connection, in the words of the deepest exception in `err`'s chain that has any.
 
-    The SDKs wrap a transport error twice (`APIConnectionError` from httpx2's `ReadError` from aiohttp's
-    `ClientPayloadError` ...); the root says what actually happened ("ContentLengthError: Not enough data
-    to satisfy content length header (received 69 of 138 bytes).").
+    An SDK may wrap a transport error once, twice or not at all (`APIConnectionError` from httpx2's
+    `ReadError` from aiohttp's `ClientPayloadError` ...), with `raise ... from` or implicitly. The chain is
+    walked by `__cause__`, else `__context__`, whatever its classes, so the root shown ("ContentLengthError:
+    Not enough data to satisfy content length header (received 69 of 138 bytes).") is the same however
+    the SDK wraps it.
     """
     root = err
-    while root.__cause__ is not None and len(str(root.__cause__)) > 0:
-        root = root.__cause__
-    words = getattr(root, "message", None)
-    text = words if isinstance(words, str) and words else str(root)
-    return f"{type(root).__name__}: {text}"[:DETAIL_CHARS]
+    for link in _error_chain(err):
+        if _words(link):
+            root = link
+    return f"{type(root).__name__}: {_words(root)}"[:DETAIL_CHARS]
+
+
+def _error_chain(err: BaseException) -> list[BaseException]:
+    """`err`, then what caused it (`__cause__`, else an unsuppressed `__context__`), down to the root."""
+    chain: list[BaseException] = []
+    link: BaseException | None = err
+    while link is not None and all(link is not seen for seen in chain):
+        chain.append(link)
+        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+    return chain
+
+
+def _words(err: BaseException) -> str:
+    """An exception's own words: its `message` attribute when it has a non-empty one (aiohttp's), else `str`."""
+    message = getattr(err, "message", None)
+    return message if isinstance(message, str) and message else str(err)
 
 
 def usage_tokens(usage: Any, name: str) -> int:

@@ -40,7 +40,8 @@ class RecordedRequest:
         sent_expected_key: Whether the request carried the fake's expected API key
             (`x-api-key: K` or `Authorization: Bearer K`): the only trace of the key kept.
         received_at: `time.monotonic()` on arrival, for asserting retry delays.
-        fault: The fault injected into this request, if any.
+        fault: The fault injected into this request, if any: with the request count, what tells a retry
+            from a first attempt (the SDKs' own retry headers are theirs to change).
     """
 
     index: int
@@ -52,12 +53,6 @@ class RecordedRequest:
     sent_expected_key: bool
     received_at: float
     fault: Fault | None = None
-
-    @property
-    def retry_count(self) -> int:
-        """The SDK's `x-stainless-retry-count` (0 on a first attempt), or -1 if absent."""
-        value = self.headers.get("x-stainless-retry-count", "")
-        return int(value) if value.isdigit() else -1
 
 
 def new_id(prefix: str, length: int = 24) -> str:
