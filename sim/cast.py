@@ -12,15 +12,18 @@ import hashlib
 import random
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import networkx as nx
-from faker import Faker
 from pydantic import Field, model_validator
 
 from sim.persona_graph import KINSHIP_RELATION, closeness, relations
 from sim.personas import TRAITS, Age, Kinship, Persona, Pronouns, RelationKind, Relationship, Role, Traits, Voice
 from sim.stages import Id
 from sim.yamlio import Spec
+
+if TYPE_CHECKING:
+    import networkx as nx
+    from faker import Faker
 
 UNRELATED_WEIGHT = 0.05  # a person with no tie to the learner can still be cast, rarely
 
@@ -162,7 +165,12 @@ def draft_person(slot: CastSlot, *, learner: str, seed: int, value_ids: tuple[st
 
 @functools.cache
 def _faker() -> Faker:
-    """One Faker per process (building one is slow); callers reseed it before every use."""
+    """One Faker per process (building one is slow); callers reseed it before every use.
+
+    Faker is imported here, when a person is first drafted, so loading scenes (which name cast slots) does not.
+    """
+    from faker import Faker
+
     return Faker("en_US")
 
 

@@ -23,10 +23,15 @@ class Transcript:
 
 
 def find_scene(con: duckdb.DuckDBPyConnection, target: str, variation: int, seed: int | None) -> str:
-    """The scene_key of `pack/scene` (or a scene_key itself) at a variation and seed."""
+    """The scene_key of `pack/scene` (or a scene_key itself) at a variation and seed.
+
+    The pack may be named by id or by its directory (`scenarios/first-steps/kind-to-others`): a pack's id
+    is its directory's name.
+    """
     if con.execute("SELECT 1 FROM scenes WHERE scene_key = ?", [target]).fetchone():
         return target
-    pack, _, scene = target.rpartition("/")
+    pack, _, scene = target.rstrip("/").rpartition("/")
+    pack = pack.rstrip("/").rpartition("/")[2]
     rows = con.execute(
         "SELECT scene_key, seed FROM scenes WHERE scene = ? AND (? = '' OR pack = ?) AND variation = ? "
         "AND (? IS NULL OR seed = ?) ORDER BY seed, pack",

@@ -27,6 +27,7 @@ from sim.curriculum import SceneJob
 from sim.learner import LearnerState, Memory, SceneEffect, bond_after, recall
 from sim.personas import Persona
 from sim.scenarios import LEARNER, Scene
+from sim.turns import Slot, Turn, schedule
 from sim.world import World
 
 if TYPE_CHECKING:
@@ -37,33 +38,6 @@ class SceneState(TypedDict):
     """The graph state: where the scene is, nothing more."""
 
     turn: int
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One scheduled turn: which beat, which exchange of it, who speaks and to whom."""
-
-    beat: int
-    exchange: int
-    speaker: str  # a cast slot or "learner"
-    to: str
-
-
-@dataclass(frozen=True)
-class Turn:
-    """A spoken line, as stored."""
-
-    turn_index: int
-    speaker_id: str
-    speaker_label: str
-    role: str
-    addressee_id: str
-    text: str
-    beat: int
-    exchange: int
-    intent: str
-    repairs: int
-    latency_ms: float
 
 
 @dataclass
@@ -115,30 +89,6 @@ class SceneRun:
             variation=self.job.variation,
             **kwargs,  # type: ignore[arg-type]
         )
-
-
-def schedule(scene: Scene) -> list[Slot]:
-    """Expand beats into turns. A beat with `exchanges: N` followed by a learner beat repeats the pair N times."""
-    slots: list[Slot] = []
-    i = 0
-    beats = scene.beats
-    while i < len(beats):
-        beat = beats[i]
-        paired = beat.speaker != LEARNER and i + 1 < len(beats) and beats[i + 1].speaker == LEARNER
-        for k in range(beat.exchanges):
-            slots.append(Slot(i, k, beat.speaker, beat.to or _default_to(beat.speaker, slots, scene)))
-            if paired and beat.exchanges > 1:
-                reply = beats[i + 1]
-                slots.append(Slot(i + 1, k, LEARNER, reply.to or beat.speaker))
-        i += 2 if paired and beat.exchanges > 1 else 1
-    return slots[: scene.turn_limit]
-
-
-def _default_to(speaker: str, so_far: list[Slot], scene: Scene) -> str:
-    if speaker != LEARNER:
-        return LEARNER
-    previous = next((s.speaker for s in reversed(so_far) if s.speaker != LEARNER), None)
-    return previous or (scene.cast[0].slot if scene.cast else LEARNER)
 
 
 Next = Command[Literal["speak", "reflect"]]

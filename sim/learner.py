@@ -8,12 +8,15 @@ always give the same life, whether scenes ran serially, concurrently or on other
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.persona_graph import closeness
 from sim.personas import Persona
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 BOND_STEP = 0.04  # how much closer a shared scene brings two people
 VALUE_STEP = 0.3  # how much one scene strengthens a value (strength -> 1 as scenes accumulate)

@@ -109,10 +109,11 @@ def start_context(backend: str) -> Context:
     """Where a model run's worker processes start from, set going now, as soon as a run knows it will use them.
 
     On POSIX that is a fork server (`multiprocessing`'s forkserver) that imports what a worker needs
-    (LangGraph, the provider's SDK: about 4 s of CPU) once; each worker is then forked from it ready
-    in milliseconds, instead of importing on its own for seconds, on the cores the run's first scenes
-    need. Started before the parent prepares the run (importing the SDK itself, recording the run), the
-    two import at once. Elsewhere (Windows), workers are spawned and import on their own.
+    (LangGraph, the provider's SDK, and Faker, which casting imports only when it first drafts a person:
+    about 4 s of CPU) once; each worker is then forked from it ready in milliseconds, instead of importing
+    on its own for seconds, on the cores the run's first scenes need. Started before the parent prepares
+    the run (importing the SDK itself, recording the run), the two import at once. Elsewhere (Windows),
+    workers are spawned and import on their own.
 
     The fork server is in the terminal's process group, so a Ctrl-C while it imports would print a
     KeyboardInterrupt traceback from it. It is started with SIGINT blocked, which it keeps, and so do
@@ -123,7 +124,7 @@ def start_context(backend: str) -> Context:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__, _PROVIDERS.get(backend, "sim.backends")])
+    context.set_forkserver_preload([__name__, "faker", _PROVIDERS.get(backend, "sim.backends")])
     resource_tracker.ensure_running()  # first: starting it unblocks SIGINT when done (bpo-33613)
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:

@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import networkx as nx
-
 from sim.errors import ConfigError, Problem, display_path
 from sim.placeholders import BEAT_NAMES, DETAIL_NAMES, SCENE_NAMES, unknown_fields
 from sim.scenarios import LEARNER, Pack, Scene, find_packs, load_pack, pack_file
@@ -193,6 +191,8 @@ def check_follow_loops(docs: list[Document[Pack]], stages: StageList, index: Sce
     Only links that pass every other check are followed, so a loop already explained by one of
     them (a link to a later scene of the same pack) is not reported twice.
     """
+    import networkx as nx
+
     graph = nx.DiGraph()
     for source, links in index.follows.items():
         stage = index.stages[source[0]][source[1]]

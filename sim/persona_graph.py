@@ -2,19 +2,23 @@
 
 Invariant: built only from `Persona` values. Every declared relationship becomes an edge with
 `declared=True`; its inverse (child_of for parent_of, ...) is added with `declared=False`, so a query
-from either side sees it, and nobody has to write both.
+from either side sees it, and nobody has to write both. Importing this module loads neither networkx
+(`build_graph` does) nor the persona models, so the CLI can name `learners` at start-up for free.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from sim.errors import Problem
-from sim.personas import Persona, RelationKind
-from sim.yamlio import Document
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from sim.personas import Persona, RelationKind
+    from sim.yamlio import Document
 
 INVERSE: dict[str, str] = {
     "parent_of": "child_of",
@@ -70,6 +74,8 @@ MIN_AGE_GAP = {"parent_of": 14, "grandparent_of": 30, "aunt_uncle_of": 1}
 
 def build_graph(personas: Iterable[Persona]) -> nx.MultiDiGraph:
     """Derive the typed, weighted persona graph. References to unknown people are left out (see `check_graph`)."""
+    import networkx as nx
+
     graph = nx.MultiDiGraph()
     people = {p.id: p for p in personas}
     for person in people.values():

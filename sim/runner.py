@@ -124,8 +124,12 @@ def pending(world: World, options: RunOptions) -> tuple[list[SceneJob], int]:
     return [j for j in jobs if j.key not in stored], len(stored)
 
 
-def run(world: World, options: RunOptions, progress: Progress | None = None) -> RunSummary:
+def run(
+    world: World, options: RunOptions, progress: Progress | None = None, planned: Callable[[int], None] | None = None
+) -> RunSummary:
     """Live every pending scene and store it; returns the summary.
+
+    `planned` is told how many scenes are to be lived, once they are known; `progress` is told of each one.
 
     Its status is 'done' (every scene tried; some may have failed, see `failed`) or 'stopped'
     (`--max-cost` reached). An interrupted run is recorded as 'interrupted'; a run stopped by an
@@ -134,6 +138,8 @@ def run(world: World, options: RunOptions, progress: Progress | None = None) -> 
     with run_lock(options.db):
         todo, skipped = pending(world, options)
         summary = RunSummary(uuid.uuid4().hex[:12], options.db, len(todo), skipped)
+        if planned:
+            planned(len(todo))
         processes = _model_workers(options, todo, summary)  # started first: imports while this process prepares
         budget = Budget(options.model_options.max_cost, shared=processes.ledger if processes else None)
         backend = create(options.backend, options=options.model_options, db=options.db, budget=budget)
@@ -199,6 +205,8 @@ def _live(
         row = scene.failure
         summary.failed[f"{row['pack']}/{row['scene']}#{row['variation']}"] = row["reason"]
         summary.count_calls(scene.calls)
+        if progress:  # a failed scene is done with too, so the bar still reaches the planned total
+            progress(row["stage"], f"{row['pack']}/{row['scene']} failed")
 
     scenes = sum(len(jobs) for jobs, _ in lines)
     if backend.concurrent:

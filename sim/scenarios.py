@@ -6,14 +6,17 @@ Cross-file checks (stages, values, slots, placeholders, follow-on links) live in
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from sim.cast import CastSlot
-from sim.errors import ConfigError, display_path
+from sim.errors import ConfigError, UsageError, display_path
 from sim.stages import Id
 from sim.yamlio import Document, Spec, check_id_matches, read_yaml, validate
 
@@ -95,6 +98,72 @@ def pack_file(path: Path) -> Path:
 def find_packs(root: Path) -> list[Path]:
     """Every pack directory below `root`, sorted."""
     return sorted(p.parent for p in root.glob(f"*/{PACK_FILE}"))
+
+
+@dataclass(frozen=True)
+class PackChoice:
+    """The pack directories a command line names, in the order named, and the arguments that name none."""
+
+    packs: list[Path]
+    skipped: list[str]
+
+
+def resolve_packs(names: Sequence[str], root: Path) -> PackChoice:
+    """Turn pack names from a command line into pack directories; every command that names packs uses this.
+
+    A name is a pack directory (`scenarios/first-steps`, with or without a trailing slash, or its pack.yaml),
+    a directory of packs (`scenarios/`: every pack under it, sorted), or a pack id under `root` (`first-steps`).
+    An existing file or a directory with no pack in it is skipped, since a shell glob such as `scenarios/*`
+    picks up READMEs; a directory named twice is loaded once.
+
+    Raises:
+        UsageError: a name that is neither an existing path nor a pack id, or no name that holds a pack.
+    """
+    packs: list[Path] = []
+    skipped: list[str] = []
+    seen: set[Path] = set()
+    for name in names:
+        found = _resolve(name, root)
+        if found is None:
+            skipped.append(name)
+        for pack in found or []:
+            if pack.resolve() not in seen:
+                seen.add(pack.resolve())
+                packs.append(pack)
+    if names and not packs:
+        raise UsageError(f"no pack in {', '.join(skipped)} (a pack is a directory holding {PACK_FILE}; {_known(root)})")
+    return PackChoice(packs, skipped)
+
+
+def _resolve(name: str, root: Path) -> list[Path] | None:
+    """The packs one name stands for; `None` when it is a path that holds no pack."""
+    path = Path(name)
+    if path.name == PACK_FILE and path.is_file():
+        return [path.parent]
+    if path.is_dir():
+        return [path] if (path / PACK_FILE).is_file() else find_packs(path) or None
+    if path.exists():
+        return None
+    stem = name.rstrip("/")
+    if stem and "/" not in stem and (root / stem / PACK_FILE).is_file():
+        return [root / stem]
+    close = difflib.get_close_matches(path.name, [p.name for p in find_packs(root)], 1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise UsageError(f"no pack {name!r} ({hint}{_known(root)}; name a pack by its id or its directory)")
+
+
+def split_scene_target(target: str, root: Path) -> tuple[str, str]:
+    """`PACK` or `PACK/SCENE`, PACK a path or an id, as (the pack's name, the scene id or '')."""
+    if Path(target).exists():
+        return target, ""
+    pack, _, scene = target.rstrip("/").rpartition("/")
+    named = (Path(pack) / PACK_FILE).is_file() or ("/" not in pack and (root / pack / PACK_FILE).is_file())
+    return (pack, scene) if pack and named else (target, "")
+
+
+def _known(root: Path) -> str:
+    ids = [p.name for p in find_packs(root)]
+    return f"known packs in {root}: {', '.join(ids)}" if ids else f"no packs in {root}"
 
 
 def load_pack(path: Path) -> Document[Pack]:

@@ -7,17 +7,15 @@ every problem in every file, sorted by file and line.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TypeVar
-
-import networkx as nx
+from typing import TYPE_CHECKING, TypeVar
 
 from sim.errors import ConfigError, Problem, display_path
 from sim.pack_checks import check_follow_loops, check_pack, scene_index, unknown
+from sim.paths import WorldPaths
 from sim.persona_graph import build_graph, check_graph
 from sim.personas import Persona, declared_targets, load_persona, persona_files
 from sim.scenarios import Pack, find_packs, load_pack
@@ -25,31 +23,13 @@ from sim.stages import StageList, load_stages
 from sim.values import ValueList, load_values
 from sim.yamlio import ROOT, Document
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 T = TypeVar("T")
 SceneKey = tuple[str, str]  # (pack, scene)
 Link = tuple[SceneKey, SceneKey]  # (scene, the scene it follows)
 LinkSites = dict[Link, tuple[Document[Pack], tuple[str | int, ...]]]  # where a loaded pack writes each link
-
-
-@dataclass(frozen=True)
-class WorldPaths:
-    """Where a world's files are; `None` stages/values mean the shipped defaults."""
-
-    personas: Path = Path("personas")
-    scenarios: Path = Path("scenarios")
-    stages: Path | None = None
-    values: Path | None = None
-
-    @classmethod
-    def from_env(cls, **overrides: Path | None) -> WorldPaths:
-        """Defaults, then SIM_PERSONAS / SIM_SCENARIOS / SIM_STAGES / SIM_VALUES, then explicit overrides."""
-        env = {
-            k: Path(os.environ[f"SIM_{k.upper()}"])
-            for k in ("personas", "scenarios", "stages", "values")
-            if os.environ.get(f"SIM_{k.upper()}")
-        }
-        env.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**env)
 
 
 @dataclass

@@ -3,12 +3,12 @@
 ruamel.yaml's round-trip loader keeps the line of every key and item, so a pydantic error location
 (`('relationships', 1, 'closeness')`) is mapped back to the line a person has to edit. Messages are
 rewritten from pydantic's and ruamel's wording into "what is wrong (what was expected)", and every
-problem is one line: keys and values that hold control characters are shown escaped.
+problem is one line: keys and values that hold control characters are shown escaped. A file too large
+or nested too deeply is refused before or while it is read (`sim.yaml_limits`), never after.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 import warnings
 from collections.abc import Callable, Sequence
@@ -18,15 +18,14 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.reader import ReaderError
 
 from sim.config_messages import describe
 from sim.errors import ConfigError, Problem, display_path
+from sim.yaml_limits import MAX_BYTES, MAX_DEPTH, TooDeep, TooLarge, limited_yaml, read_bytes
 
 M = TypeVar("M", bound=BaseModel)
 ROOT = "(top level)"
@@ -41,12 +40,24 @@ def read_yaml(path: Path) -> Any:
     """Parse a YAML file into ruamel's line-aware tree, or raise a one-problem ConfigError."""
     shown = display_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError([_not_utf8(shown, exc)]) from None
+        data = read_bytes(path)
+    except TooLarge as exc:
+        raise ConfigError.single(shown, 0, ROOT, _too_large(exc.size)) from None
     except OSError as exc:
         raise ConfigError.single(shown, 0, ROOT, f"cannot read file ({exc.strerror})") from None
-    return parse_yaml(text, shown)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([_not_utf8(shown, exc)]) from None
+    return parse_yaml(text.replace("\r\n", "\n").replace("\r", "\n"), shown)  # newlines as read_text reads them
+
+
+def _too_large(size: int | None) -> str:
+    found = f"{size:,} bytes" if size is not None else f"more than {MAX_BYTES:,} bytes"
+    return (
+        f"file is too large: {found} (expected at most {MAX_BYTES:,} bytes, 1 MiB; "
+        "shorten it, or split a pack into packs that follow each other)"
+    )
 
 
 def _not_utf8(shown: str, exc: UnicodeDecodeError) -> Problem:
@@ -69,15 +80,15 @@ def parse_yaml(text: str, shown: str) -> Any:
         line = text.count("\n", 0, exc.position) + 1
         what = f"control character {chr(exc.character)!r} is not allowed"
         raise ConfigError.single(shown, line, ROOT, f"invalid YAML: {what} (remove the control character)") from None
-    except RecursionError:
-        line = _deepest_line(text)
-        raise ConfigError.single(shown, line, ROOT, "invalid YAML: nested too deeply (use fewer levels)") from None
+    except TooDeep as exc:
+        message = f"invalid YAML: lists and mappings nested more than {MAX_DEPTH} levels deep (use fewer levels)"
+        raise ConfigError.single(shown, exc.line, ROOT, message) from None
     except (YAMLError, ValueError, TypeError, AttributeError) as exc:
         raise ConfigError.single(shown, 0, ROOT, f"invalid YAML: {escape(str(exc))} (fix the syntax)") from None
 
 
 def _load(text: str, *, allow_duplicate_keys: bool) -> Any:
-    yaml = YAML(typ="rt", pure=True)
+    yaml = limited_yaml()
     yaml.allow_duplicate_keys = allow_duplicate_keys
     with warnings.catch_warnings():
         # ruamel warns about legal-but-odd YAML (a reused anchor) in several lines naming its own files;
@@ -111,7 +122,7 @@ def _mapping_path(text: str, mark: Any) -> list[str]:
         return []
     try:
         tree = _load(text, allow_duplicate_keys=True)
-    except (YAMLError, ValueError, TypeError, AttributeError, RecursionError):
+    except (YAMLError, ValueError, TypeError, AttributeError, TooDeep):
         return []
     return _find_mapping(tree, (mark.line, mark.column), [], set()) or []
 
@@ -132,17 +143,6 @@ def _find_mapping(node: Any, start: tuple[int, int], parts: list[str], seen: set
         if found is not None:
             return found
     return None
-
-
-def _deepest_line(text: str) -> int:
-    """The line where the nesting is deepest, found with ruamel's parser (which, unlike its composer, is flat)."""
-    depth, deepest, line = 0, 0, 1
-    with contextlib.suppress(YAMLError):  # the deepest point before a later syntax error is still the one to show
-        for event in YAML(typ="rt", pure=True).parse(text):
-            depth += isinstance(event, CollectionStartEvent) - isinstance(event, CollectionEndEvent)
-            if depth > deepest:
-                deepest, line = depth, event.start_mark.line + 1
-    return line
 
 
 def line_of(tree: Any, loc: Sequence[int | str]) -> tuple[int, str]:

@@ -155,7 +155,10 @@ def test_personas_show_text(world: Path) -> None:
             "error: no scene 'kind-word' in pack 'first-steps' (did you mean first-steps/kind-words? "
             "see `sim scenarios list first-steps`)",
         ),
-        (("scenarios", "show", "nothing"), "error: no pack 'nothing' in scenarios (see `sim scenarios list`)"),
+        (
+            ("scenarios", "show", "nothing"),
+            "error: no pack 'nothing' (known packs in scenarios: first-steps; name a pack by its id or its directory)",
+        ),
     ],
 )
 def test_show_of_an_unknown_id_is_one_line(world: Path, args: tuple[str, ...], message: str) -> None:
@@ -166,9 +169,9 @@ def test_show_of_an_unknown_id_is_one_line(world: Path, args: tuple[str, ...], m
 def test_show_of_a_misspelt_pack_has_a_did_you_mean(world: Path) -> None:
     result = run_cli("scenarios", "show", "first-step")
     assert (result.exit_code, result.stdout) == (2, "")
-    assert (
-        result.stderr
-        == "error: no pack 'first-step' in scenarios (did you mean 'first-steps'? see `sim scenarios list`)\n"
+    assert result.stderr == (
+        "error: no pack 'first-step' (did you mean 'first-steps'? known packs in scenarios: first-steps; "
+        "name a pack by its id or its directory)\n"
     )
 
 

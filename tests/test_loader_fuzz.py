@@ -180,7 +180,7 @@ def expect_model_or_config_error(load: object, path: Path, shown: str) -> None:
 
 @FUZZ
 @given(text=texts(MIA), stem=st.sampled_from(["mia", "Bad Name", "x_1", "-dash"]))
-@example(text="a: " + "[" * 300 + "]" * 300, stem="mia")  # deeper than the recursion limit
+@example(text="a: " + "[" * 300 + "]" * 300, stem="mia")  # deeper than the nesting limit
 @example(text=b"\xef\xbb\xbfname: Mia\nrole: peer\naddress_as: Mia\nage: 3\n", stem="mia")
 @example(text="id: [1, 2]\nname: x\n", stem="mia")
 @example(text="? [a, b]\n: c\n", stem="mia")

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, ClassVar
 
 import duckdb
+import pytest
 from conftest import REPO, run_cli
+from rich.console import Console
+from rich.progress import Progress, TaskID
 
+from sim.cli import run as run_module
 from sim.engine import build_scene_graph, schedule
 from sim.scenarios import Beat, Scene, Setting
 from sim.store.db import run_lock
@@ -189,7 +196,10 @@ def test_bad_arguments_are_one_line_errors(shipped_world: Path) -> None:
     assert result.stderr == "error: no learner 'zoe' (learners: sam; a learner is a persona with role: learner)\n"
     result = run_cli("run", "scenarios/nope")
     assert result.exit_code == 2
-    assert "scenarios/nope: (top level): no pack.yaml here" in result.stderr
+    assert result.stderr == (
+        "error: no pack 'scenarios/nope' (known packs in scenarios: crossroads, first-steps, professions, "
+        "school-days; name a pack by its id or its directory)\n"
+    )
 
 
 def test_dry_run_changes_nothing(shipped_world: Path) -> None:
@@ -235,3 +245,32 @@ def test_worker_processes_give_the_same_corpus(shipped_world: Path) -> None:
     assert "60 scenes lived" in parallel.stdout
     assert transcript(Path("serial.duckdb")) == transcript(Path("parallel.duckdb"))
     assert count(Path("parallel.duckdb"), "SELECT count(DISTINCT scene_key) FROM learner_states") == 60
+
+
+class RecordingProgress(Progress):
+    """The run's progress bar, rendering its line (as a terminal would show it) after every update."""
+
+    lines: ClassVar[list[str]] = []
+
+    def update(self, task_id: TaskID, **fields: Any) -> None:
+        super().update(task_id, **fields)
+        buffer = io.StringIO()
+        Console(file=buffer, width=160).print(self.make_tasks_table(self.tasks))
+        self.lines.append(buffer.getvalue().strip())
+
+
+def test_the_progress_bar_shows_lived_of_planned_and_an_eta(
+    shipped_world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = run_module._progress
+    monkeypatch.setattr(run_module, "_progress", lambda: RecordingProgress(*real().columns, disable=True))
+    RecordingProgress.lines.clear()
+    assert run_cli("run", "scenarios/first-steps", "--db", "p.duckdb").exit_code == 0
+    first = RecordingProgress.lines[0]  # planned, before the first scene
+    assert first.startswith("living scenes ") and first.endswith(" 0/10 -:--:--")
+    assert re.search(r"early_childhood first-steps/\S+ .* 5/10 \d:\d\d:\d\d$", RecordingProgress.lines[5])
+    assert RecordingProgress.lines[-1].endswith("10/10 0:00:00")
+    # a second run counts only what is left to live: the stored variation is not planned again
+    RecordingProgress.lines.clear()
+    assert run_cli("run", "scenarios/first-steps", "--variations", "2", "--db", "p.duckdb").exit_code == 0
+    assert RecordingProgress.lines[-1].endswith("10/10 0:00:00")

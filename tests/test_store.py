@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 import duckdb
-from conftest import REPO
+import pytest
+from conftest import REPO, run_cli
 
 from sim.store.db import connect, migrate
 from sim.store.docs import BEGIN, END, tables_markdown
@@ -84,3 +85,24 @@ def test_oldest_to_latest_keeps_the_training_text(tmp_path: Path) -> None:
     assert applied == [m.__name__ for m in MIGRATIONS]
     assert before == after == [("I am two.\n\nGrandpa: Be kind, sprout.\nI: Okay Grandpa.\n\nI smiled.", 2, 1)]
     assert stored == ("Grandpa: Be kind, sprout.\nI: Okay Grandpa.",)
+
+
+def test_query_help_names_every_table_and_view_without_opening_a_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    con = duckdb.connect(":memory:")
+    migrate(con)
+    tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT internal "
+                         "AND NOT starts_with(table_name, '_') ORDER BY 1").fetchall()  # fmt: skip
+    views = con.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal "
+                        "ORDER BY 1").fetchall()  # fmt: skip
+    con.close()
+
+    def no_database(*args: object, **kwargs: object) -> None:
+        raise AssertionError("`sim query --help` opened a database")
+
+    monkeypatch.setattr(duckdb, "connect", no_database)
+    result = run_cli("query", "--help")
+    assert result.exit_code == 0
+    listed = re.search(r"Tables: ([\w, ]+)\. Views: ([\w, ]+)\.", " ".join(result.stdout.split()))
+    assert listed, result.stdout
+    assert listed.group(1).split(", ") == [t for (t,) in tables]
+    assert listed.group(2).split(", ") == [v for (v,) in views]

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from sim.learner import LearnerState, Memory
-from sim.personas import Persona
-from sim.scenarios import Beat, Scene
-from sim.stages import Stage
+if TYPE_CHECKING:  # types of the request's fields only: `sim.backends` names backends without loading the models
+    from sim.learner import LearnerState, Memory
+    from sim.personas import Persona
+    from sim.scenarios import Beat, Scene
+    from sim.stages import Stage
 
 UtteranceKind = Literal["opening", "turn", "reflection"]
 

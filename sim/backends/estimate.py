@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from sim.backends.prices import PriceTable
 from sim.backends.provider import Completion
 from sim.curriculum import SceneJob
-from sim.engine import schedule
 from sim.stages import StageList
+from sim.turns import schedule
 
 PREFIX_TOKENS = 900
 """System prompt per call: the speaker's card, the scene, the stage targets and the learner's life."""

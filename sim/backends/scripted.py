@@ -13,8 +13,6 @@ from __future__ import annotations
 import functools
 import random
 
-from faker import Faker
-
 from sim.backends.base import Request, Utterance
 from sim.personas import Persona
 from sim.placeholders import fill, in_words
@@ -133,6 +131,8 @@ def _pools() -> dict[str, tuple[str, ...]]:
     Drawing from fixed pools keeps the text deterministic and costs microseconds per scene instead of
     reseeding Faker for every scene.
     """
+    from faker import Faker
+
     fake = Faker("en_US")
     fake.seed_instance(20250622)
     size = 400

@@ -2,6 +2,11 @@
 
 Invariant: a `SimError` (bad input) prints its lines to stderr and exits with its code, never a
 traceback; anything else is a bug and keeps its traceback.
+
+Start-up: every command module is imported to list the commands, so a module imports at its top only
+click, rich and light parts of `sim` (names, constants, option decorators). What a command needs to do
+its work (the world's models, the run loop and LangGraph, Arrow, drawing) it imports when it runs, so
+`sim --help` or `sim query` starts in a fraction of a second (tests/test_cli_startup.py, bench/bench_cli.py).
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ def _register() -> None:
 def main() -> None:
     """Console-script entry point."""
     try:
-        _register()  # imports every command (LangGraph, DuckDB, ...): a Ctrl-C here is one line too
+        _register()  # imports every command module (and DuckDB): a Ctrl-C here is one line too
     except KeyboardInterrupt:
         click.echo(INTERRUPTED, err=True)
         sys.exit(130)

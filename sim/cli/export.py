@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from sim.cli.options import console, db_option
+from sim.cli.options import SEED, console, db_option
 from sim.export import FORMATS, ORDERS, STYLES, ExportOptions, ExportResult, export_corpus
 from sim.export.outdir import CARD, MANIFEST
 from sim.export.shards import Shard
@@ -32,7 +32,7 @@ from sim.export.shards import Shard
     "--style", type=click.Choice(tuple(STYLES)), default="scripted", show_default=True, help="Training text style."
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the shuffled orders: same seed, same order."
+    "--seed", type=SEED, default=0, show_default=True, help="Seed of the shuffled orders: same seed, same order."
 )
 @click.option(
     "--tokenizer",

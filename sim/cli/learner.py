@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sim.cli.options import console, db_option, json_option, print_json, world_options
 from sim.errors import UsageError
-from sim.learner import LearnerState, fold, initial_state
+from sim.paths import WorldPaths
 from sim.persona_graph import learners
-from sim.personas import Persona
 from sim.store.db import connect
-from sim.store.trajectories import effects_before
-from sim.world import WorldPaths, load_world
+
+if TYPE_CHECKING:
+    from sim.learner import LearnerState
+    from sim.personas import Persona
 
 
 @click.group()
@@ -31,6 +33,10 @@ def learner() -> None:
 @json_option
 def show(learner_id: str | None, variation: int, n_memories: int, db: Path, paths: WorldPaths, as_json: bool) -> None:
     """Print the learner's current life: stage, age, strongest relationships, memories, values."""
+    from sim.learner import fold, initial_state
+    from sim.store.trajectories import effects_before
+    from sim.world import load_world
+
     world = load_world(paths)
     found = learners(world.graph)
     chosen = learner_id or (found[0] if len(found) == 1 else None)

@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
+from sim.errors import ConfigError, Problem
+from sim.paths import WorldPaths
 from sim.store.db import default_db
-from sim.world import WorldPaths
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,6 +70,20 @@ db_option = click.option(
     help="The corpus database.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
+SEED = click.IntRange(-(2**63), 2**63 - 1)
+"""What every --seed takes: the store keeps seeds in BIGINT columns (`runs.seed`, `scenes.seed`)."""
+packs_argument = click.argument("packs", nargs=-1, metavar="[PACK]...")
+
+
+def pack_dirs(names: tuple[str, ...], paths: WorldPaths) -> list[Path]:
+    """The pack directories named on the command line (paths or ids), saying on stderr which names hold no pack."""
+    from sim.scenarios import resolve_packs
+
+    choice = resolve_packs(names, paths.scenarios)
+    if choice.skipped:
+        what = "not a pack" if len(choice.skipped) == 1 else "not packs"
+        click.echo(f"skipped {', '.join(choice.skipped)}: {what} (a pack is a directory holding pack.yaml)", err=True)
+    return choice.packs
 
 
 def console() -> Console:
@@ -79,3 +94,28 @@ def console() -> Console:
 def print_json(data: Any) -> None:
     """Print data as indented JSON on stdout."""
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def print_validation(
+    as_json: bool, check: Callable[[], dict[str, int]], summary: Callable[[dict[str, int]], str]
+) -> None:
+    """Run a validation and report it: `summary(counts)` when ok, or with --json `{ok, counts, problems}`.
+
+    Problems still exit 2: as the usual lines on stderr, or with --json as the report on stdout.
+    """
+    try:
+        counts = check()
+    except ConfigError as exc:
+        if not as_json:
+            raise
+        print_json({"ok": False, "counts": None, "problems": [_problem_json(p) for p in exc.problems]})
+        click.get_current_context().exit(exc.exit_code)
+    if as_json:
+        print_json({"ok": True, "counts": counts, "problems": []})
+    else:
+        click.echo(summary(counts))
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {"file": problem.path, "line": problem.line or None, "key_path": problem.key_path,
+            "message": problem.message}  # fmt: skip

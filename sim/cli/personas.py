@@ -5,20 +5,20 @@ from __future__ import annotations
 import difflib
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 from rich.text import Text
-from ruamel.yaml import YAML
 
-from sim.cast import CastSlot, draft_person
-from sim.cli.options import console, json_option, print_json, world_options
+from sim.cli.options import SEED, console, json_option, print_json, print_validation, world_options
 from sim.errors import UsageError
-from sim.graph_render import draw
+from sim.paths import WorldPaths
 from sim.persona_graph import learners
-from sim.personas import Persona, Role
-from sim.world import World, WorldPaths, load_world
+
+if TYPE_CHECKING:
+    from sim.personas import Persona, Role
+    from sim.world import World
 
 
 @click.group()
@@ -31,6 +31,8 @@ def personas() -> None:
 @json_option
 def list_(paths: WorldPaths, as_json: bool) -> None:
     """List every person: id, how the learner knows them, role, kinship and age."""
+    from sim.world import load_world
+
     world = load_world(paths)
     if as_json:
         print_json([_summary(p) for p in world.personas.values()])
@@ -47,6 +49,8 @@ def list_(paths: WorldPaths, as_json: bool) -> None:
 @json_option
 def show(person_id: str, paths: WorldPaths, as_json: bool) -> None:
     """Show one person in full, with the relationships others declared towards them."""
+    from sim.world import load_world
+
     world = load_world(paths)
     person = _get(world, person_id)
     ties = _ties(world, person_id)
@@ -77,14 +81,23 @@ def show(person_id: str, paths: WorldPaths, as_json: bool) -> None:
 
 @personas.command()
 @world_options
-def validate(paths: WorldPaths) -> None:
+@json_option
+def validate(paths: WorldPaths, as_json: bool) -> None:
     """Check every persona file and the persona graph; exit 2 listing every problem."""
-    world = load_world(paths)
-    n_learners = len(learners(world.graph))
-    click.echo(
-        f"ok: {_count(len(world.personas), 'persona')} ({_count(n_learners, 'learner')}), "
-        f"{_count(world.graph.number_of_edges(), 'relationship edge')}, no problems"
-    )
+    from sim.world import load_world
+
+    def check() -> dict[str, int]:
+        world = load_world(paths)
+        return {"personas": len(world.personas), "learners": len(learners(world.graph)),
+                "relationship_edges": world.graph.number_of_edges()}  # fmt: skip
+
+    def summary(counts: dict[str, int]) -> str:
+        return (
+            f"ok: {_count(counts['personas'], 'persona')} ({_count(counts['learners'], 'learner')}), "
+            f"{_count(counts['relationship_edges'], 'relationship edge')}, no problems"
+        )
+
+    print_validation(as_json, check, summary)
 
 
 def _count(n: int, noun: str) -> str:
@@ -98,12 +111,15 @@ def _count(n: int, noun: str) -> str:
     required=True,
     help="The role of the person to draft.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same person.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Same seed, same person.")
 @click.option("--slot", default=None, help="Slot name to draft for (default: the role).")
 @click.option("--learner", default=None, help="Learner to relate them to (default: the only learner).")
 @world_options
 def new(role: Role, seed: int, slot: str | None, learner: str | None, paths: WorldPaths) -> None:
     """Print a valid persona drafted with Faker; save it as personas/<id>.yaml and edit to taste."""
+    from sim.cast import CastSlot, draft_person
+    from sim.world import load_world
+
     world = load_world(paths) if paths.personas.is_dir() else None
     learner_id = learner or _default_learner(world)
     value_ids = tuple(world.values.by_id) if world else ("kindness", "honesty", "fairness", "respect")
@@ -119,6 +135,9 @@ def new(role: Role, seed: int, slot: str | None, learner: str | None, paths: Wor
 @world_options
 def graph(out: Path, paths: WorldPaths) -> None:
     """Draw the persona graph to PNG, SVG or DOT, chosen by the file's extension."""
+    from sim.graph_render import draw
+    from sim.world import load_world
+
     world = load_world(paths)
     draw(world.graph, out)
     click.echo(
@@ -129,6 +148,8 @@ def graph(out: Path, paths: WorldPaths) -> None:
 
 def to_yaml(person: Persona) -> str:
     """A persona as the YAML a person would write (no id, no defaults that say nothing)."""
+    from ruamel.yaml import YAML
+
     data = person.model_dump(mode="json", by_alias=True, exclude={"id", "generated"}, exclude_none=True)
     buffer = io.StringIO()
     yaml = YAML()

@@ -12,7 +12,22 @@ from sim.cli.options import console, db_option
 from sim.query import Result, run_query, table_cells, to_csv, to_json, to_markdown
 
 
-@click.command()
+class QueryCommand(click.Command):
+    """`sim query`, whose help ends with the corpus's tables and views, read from the migrations when asked."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The docstring, then the tables and views (derived, so the list cannot drift from the schema)."""
+        from sim.store.docs import schema_names  # only when help is shown; it opens no database
+
+        super().format_help_text(ctx, formatter)
+        tables, views = schema_names()
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(f"Tables: {', '.join(tables)}. Views: {', '.join(views)}. Their columns are in the "
+                                 "README (The database) or `sim query \"DESCRIBE turns\"`.")  # fmt: skip
+
+
+@click.command(cls=QueryCommand)
 @click.argument("sql")
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table",
@@ -20,8 +35,9 @@ from sim.query import Result, run_query, table_cells, to_csv, to_json, to_markdo
 def query(sql: str, db: Path, fmt: str) -> None:
     """Run read-only SQL against the corpus (SQL '-' reads it from standard input).
 
-    Writes are refused: the corpus changes only through `sim run`. Tables: runs, people, scenes,
-    turns, learner_states; the view training_text (see the README).
+    Writes are refused: the corpus changes only through `sim run`. A query reaches the corpus and
+    nothing else: other files (read_text, read_csv, COPY), ATTACH, extensions, the network and
+    settings are refused; save results with `--format csv > file.csv` or `sim export`.
     """
     text = sys.stdin.read() if sql == "-" else sql
     for result in run_query(db, text):

@@ -6,22 +6,23 @@ import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sim.backends import NAMES
-from sim.backends.estimate import estimate
-from sim.backends.prices import load_prices
 from sim.cli.model_flags import ModelFlags, model_flags
-from sim.cli.options import console, db_option, world_options
-from sim.curriculum import SceneJob
-from sim.engine import schedule
+from sim.cli.options import SEED, console, db_option, pack_dirs, world_options
 from sim.errors import UsageError
+from sim.paths import WorldPaths
 from sim.persona_graph import learners
-from sim.runner import RunOptions, RunSummary, pending, run
 from sim.store.db import DEFAULT_DB
-from sim.world import World, WorldPaths, load_world
+
+if TYPE_CHECKING:
+    from sim.curriculum import SceneJob
+    from sim.runner import RunOptions, RunSummary
+    from sim.world import World
 
 EXIT_FAILED_SCENES = 1
 """Exit status when some scenes failed (they are in scene_failures; running again retries them)."""
@@ -30,10 +31,10 @@ EXIT_STOPPED = 3
 
 
 @click.command("run")
-@click.argument("packs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("packs", nargs=-1, required=True, metavar="PACK...")
 @db_option
 @click.option("--learner", default=None, help="Learner id (default: the only learner in personas/).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed: same seed, same corpus.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed: same seed, same corpus.")
 @click.option(
     "--variations",
     type=click.IntRange(1, 100_000),
@@ -61,7 +62,7 @@ EXIT_STOPPED = 3
 @click.option("--dry-run", is_flag=True, help="Show what would run, change nothing.")
 @world_options
 def run_command(
-    packs: tuple[Path, ...],
+    packs: tuple[str, ...],
     db: Path,
     learner: str | None,
     seed: int,
@@ -76,11 +77,16 @@ def run_command(
 ) -> None:
     """Live the scenes of PACK... in developmental order and store them in DuckDB.
 
+    A PACK is a pack directory, a directory of packs (scenarios/) or a pack id; other files are skipped.
+
     Running the same command again adds nothing; a run stopped at any point (even killed) completes
     on the next invocation, with nothing lost and nothing duplicated.
     """
+    from sim.runner import RunOptions
+    from sim.world import load_world
+
     _check_model_flags(backend, model, model_options, workers)
-    world = load_world(paths, list(packs))
+    world = load_world(paths, pack_dirs(packs, paths))
     options = RunOptions(
         db=db,
         learner=_learner(world, learner),
@@ -96,13 +102,7 @@ def run_command(
     if dry_run:
         _dry_run(world, options)
         return
-    with _progress() as bar:
-        task = bar.add_task("living scenes", total=None)
-
-        def advance(stage: str, ref: str) -> None:
-            bar.update(task, advance=1, description=f"{stage} {ref}")
-
-        summary = run(world, options, progress=advance)
+    summary = _run_with_progress(world, options)
     _print_summary(world, summary)
     if summary.stopped or summary.failed:
         click.get_current_context().exit(EXIT_STOPPED if summary.stopped else EXIT_FAILED_SCENES)
@@ -152,6 +152,22 @@ def _command_line() -> str:
     return " ".join(["sim", *(shlex.quote(a) for a in sys.argv[1:])])[:2000]
 
 
+def _run_with_progress(world: World, options: RunOptions) -> RunSummary:
+    """Run, with a bar that shows scenes lived out of those planned (known once stored scenes are skipped)."""
+    from sim.runner import run
+
+    with _progress() as bar:
+        task = bar.add_task("planning", total=None)
+
+        def planned(total: int) -> None:
+            bar.update(task, total=total, description="living scenes")
+
+        def advance(stage: str, ref: str) -> None:
+            bar.update(task, advance=1, description=f"{stage} {ref}")
+
+        return run(world, options, progress=advance, planned=planned)
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -165,6 +181,9 @@ def _progress() -> Progress:
 
 
 def _dry_run(world: World, options: RunOptions) -> None:
+    from sim.runner import pending
+    from sim.turns import schedule
+
     todo, stored = pending(world, options)
     out = console()
     out.print(f"dry run: {len(todo)} scenes to live, {stored} already stored in {options.db}; nothing written",
@@ -180,6 +199,9 @@ def _dry_run(world: World, options: RunOptions) -> None:
 
 
 def _estimate(world: World, options: RunOptions, todo: list[SceneJob]) -> None:
+    from sim.backends.estimate import estimate
+    from sim.backends.prices import load_prices
+
     model = options.model_options
     if not model.model:
         raise UsageError(f"--backend {options.backend} needs --model (the model id, e.g. claude-sonnet-5)")

@@ -4,24 +4,34 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 from rich.text import Text
 
-from sim.cli.options import console, json_option, print_json, world_options
+from sim.cli.options import (
+    console,
+    json_option,
+    pack_dirs,
+    packs_argument,
+    print_json,
+    print_validation,
+    world_options,
+)
 from sim.errors import UsageError
-from sim.scenarios import Pack, Scene, find_packs
-from sim.world import World, WorldPaths, load_world
+from sim.paths import WorldPaths
 
-packs_argument = click.argument("packs", nargs=-1, type=click.Path(path_type=Path))
+if TYPE_CHECKING:
+    from sim.scenarios import Pack, Scene
+    from sim.world import World
 
 
-def load_packs(paths: WorldPaths, packs: tuple[Path, ...]) -> World:
-    """Load the named packs, or every pack under the scenarios directory when none is named."""
-    return load_world(paths, list(packs) if packs else None, all_packs=not packs)
+def load_packs(paths: WorldPaths, packs: tuple[str, ...]) -> World:
+    """Load the named packs (paths or ids), or every pack under the scenarios directory when none is named."""
+    from sim.world import load_world
+
+    return load_world(paths, pack_dirs(packs, paths) if packs else None, all_packs=not packs)
 
 
 @click.group()
@@ -33,7 +43,7 @@ def scenarios() -> None:
 @packs_argument
 @world_options
 @json_option
-def list_(packs: tuple[Path, ...], paths: WorldPaths, as_json: bool) -> None:
+def list_(packs: tuple[str, ...], paths: WorldPaths, as_json: bool) -> None:
     """List the scenes of every pack (or of the packs named), in curriculum order within each pack."""
     world = load_packs(paths, packs)
     rows = [_scene_summary(world, pack, i, scene) for pack in world.packs for i, scene in enumerate(pack.scenes)]
@@ -65,9 +75,12 @@ def list_(packs: tuple[Path, ...], paths: WorldPaths, as_json: bool) -> None:
 @world_options
 @json_option
 def show(target: str, paths: WorldPaths, as_json: bool) -> None:
-    """Show a pack (PACK) or one scene (PACK/SCENE) in full."""
-    pack_id, _, scene_id = target.partition("/")
-    pack = _load_one(paths, pack_id)
+    """Show a pack (PACK) or one scene (PACK/SCENE) in full; PACK is an id or a directory."""
+    from sim.scenarios import split_scene_target
+
+    pack_name, scene_id = split_scene_target(target, paths.scenarios)
+    pack = _load_one(paths, pack_name)
+    pack_id = pack.id
     if not scene_id:
         _show_pack(pack, as_json)
         return
@@ -82,26 +95,36 @@ def show(target: str, paths: WorldPaths, as_json: bool) -> None:
 @scenarios.command()
 @packs_argument
 @world_options
-def validate(packs: tuple[Path, ...], paths: WorldPaths) -> None:
+@json_option
+def validate(packs: tuple[str, ...], paths: WorldPaths, as_json: bool) -> None:
     """Check packs against the stages, values and personas; exit 2 listing every problem."""
-    world = load_packs(paths, packs)
-    n_scenes = sum(len(p.scenes) for p in world.packs)
-    counts = [_count(len(world.packs), "pack"), _count(n_scenes, "scene"), _count(len(world.personas), "persona")]
-    click.echo(f"ok: {', '.join(counts)}, no problems")
+
+    def check() -> dict[str, int]:
+        world = load_packs(paths, packs)
+        return {"packs": len(world.packs), "scenes": sum(len(p.scenes) for p in world.packs),
+                "personas": len(world.personas)}  # fmt: skip
+
+    def summary(counts: dict[str, int]) -> str:
+        nouns = [_count(counts["packs"], "pack"), _count(counts["scenes"], "scene"),
+                 _count(counts["personas"], "persona")]  # fmt: skip
+        return f"ok: {', '.join(nouns)}, no problems"
+
+    print_validation(as_json, check, summary)
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _load_one(paths: WorldPaths, pack_id: str) -> Pack:
-    """The pack named on the command line, checked with the world; a misspelt name gets a did-you-mean."""
-    if (paths.scenarios / pack_id).is_dir():
-        return load_world(paths, [paths.scenarios / pack_id]).pack(pack_id)
-    names = [p.name for p in find_packs(paths.scenarios)]
-    close = difflib.get_close_matches(pack_id, names, 1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    raise UsageError(f"no pack {pack_id!r} in {paths.scenarios} ({hint}see `sim scenarios list`)")
+def _load_one(paths: WorldPaths, name: str) -> Pack:
+    """The one pack named on the command line (an id or a directory), checked with the world."""
+    from sim.world import load_world
+
+    found = pack_dirs((name,), paths)
+    if len(found) > 1:
+        ids = [p.name for p in found]
+        raise UsageError(f"{name} holds {len(ids)} packs ({', '.join(ids)}); name one, e.g. {ids[0]}")
+    return load_world(paths, found).packs[0]
 
 
 def _scene_summary(world: World, pack: Pack, index: int, scene: Scene) -> dict[str, Any]:

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import BaseModel
 
-from sim.personas import Persona
-from sim.scenarios import Pack
-from sim.stages import StageList
-from sim.values import ValueList
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-MODELS: dict[str, type[BaseModel]] = {"persona": Persona, "pack": Pack, "stages": StageList, "values": ValueList}
+KINDS = ("pack", "persona", "stages", "values")
 # Keys the loader fills in itself: a file may leave them out.
 IMPLIED = {"persona": ("id", "generated"), "pack": ("id",)}
 
 
 def file_schema(name: str) -> dict[str, Any]:
     """The JSON Schema of one file format, as a person writes it."""
-    schema = MODELS[name].model_json_schema(by_alias=True, mode="validation")
+    schema = models()[name].model_json_schema(by_alias=True, mode="validation")
     for key in IMPLIED.get(name, ()):
         schema["required"] = [r for r in schema.get("required", []) if r != key]
         if key == "generated":
@@ -31,8 +28,18 @@ def file_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+def models() -> dict[str, type[BaseModel]]:
+    """The model behind each kind of file (imported here: `sim --help` loads no model)."""
+    from sim.personas import Persona
+    from sim.scenarios import Pack
+    from sim.stages import StageList
+    from sim.values import ValueList
+
+    return {"persona": Persona, "pack": Pack, "stages": StageList, "values": ValueList}
+
+
 @click.command()
-@click.argument("kind", required=False, type=click.Choice(sorted(MODELS)))
+@click.argument("kind", required=False, type=click.Choice(KINDS))
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
@@ -40,7 +47,7 @@ def file_schema(name: str) -> dict[str, Any]:
 )
 def schema(kind: str | None, out: Path | None) -> None:
     """Print the JSON Schema of a YAML format (persona, pack, stages, values), or write them all with --out."""
-    kinds = [kind] if kind else sorted(MODELS)
+    kinds = [kind] if kind else list(KINDS)
     if out is None:
         data = file_schema(kinds[0]) if kind else {k: file_schema(k) for k in kinds}
         click.echo(json.dumps(data, indent=2))

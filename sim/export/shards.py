@@ -5,7 +5,8 @@ content), zero-padded so that sorting the names gives curriculum (export) order;
 contiguous range `[start, stop)` of `export_rows` rowids. It is written batch by batch, each batch
 a DuckDB query that joins the text in and orders at most `BATCH` records, so memory depends on
 neither the corpus nor the shard size. (DuckDB's COPY would need one ORDER BY over the whole
-shard's text, and DuckDB cannot spill a sort of long strings under a memory cap.)
+shard's text, and DuckDB cannot spill a sort of long strings under a memory cap.) Arrow is imported only
+to write, so the names and formats here cost `sim --help` nothing.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from sim.export.query import FIELDS, records_sql
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 FORMATS = ("parquet", "jsonl", "txt")
 SEPARATOR = "\n<|endoftext|>\n"
@@ -73,6 +77,8 @@ def write(con: duckdb.DuckDBPyConnection, shard: Shard, fmt: str, style: str, pa
 
 
 def _write_parquet(con: duckdb.DuckDBPyConnection, shard: Shard, style: str, path: Path) -> None:
+    import pyarrow.parquet as pq
+
     writer: pq.ParquetWriter | None = None
     try:
         for batch in _batches(con, shard, style):
@@ -87,6 +93,8 @@ def _write_parquet(con: duckdb.DuckDBPyConnection, shard: Shard, style: str, pat
 def _batches(
     con: duckdb.DuckDBPyConnection, shard: Shard, style: str, fields: Sequence[str] = FIELDS
 ) -> Iterator[pa.Table]:
+    import pyarrow as pa
+
     for start in range(shard.start, shard.stop, BATCH):
         yield pa.table(con.sql(records_sql(style, start, min(start + BATCH, shard.stop), fields)))
 

@@ -3,6 +3,7 @@
 Invariant: a scene is written in one transaction with its turns and the learner's state after it,
 so the database holds all of a scene or none of it. Batches of finished scenes go in through Arrow
 (DuckDB's executemany manages about a thousand rows a second; Arrow inserts reach hundreds of thousands).
+Arrow is imported by the functions that write, so reading stored effects (`sim learner show`) does without it.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
-from sim.engine import Turn
 from sim.learner import LearnerState, SceneEffect
 from sim.personas import Persona
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from sim.turns import Turn
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ def write_scenes(con: duckdb.DuckDBPyConnection, records: Sequence[SceneRecord],
     """Write finished scenes atomically (one transaction for the batch; a scene is never split)."""
     if not records:
         return
+    import pyarrow as pa
+
     columns = list(zip(*(row for r in records for row in r.turns), strict=True))
     turns = pa.table(
         {
@@ -131,6 +137,8 @@ def write_failures(con: duckdb.DuckDBPyConnection, failures: Sequence[FailedScen
     """Record scenes that failed, with the calls they made, in one transaction."""
     if not failures:
         return
+    import pyarrow as pa
+
     calls = _call_rows(((f.failure["scene_key"], f.calls) for f in failures), run_id)
     con.execute("BEGIN")
     try:
@@ -166,6 +174,8 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, *, ignor
 
 def done_keys(con: duckdb.DuckDBPyConnection, keys: Iterable[str]) -> set[str]:
     """Which of these scene keys are already stored."""
+    import pyarrow as pa
+
     wanted = pa.table({"scene_key": list(keys)})
     con.register("_wanted", wanted)
     try:
