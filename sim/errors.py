@@ -61,6 +61,16 @@ class UsageError(SimError):
     exit_code = 2
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a run, raised by the run's signal handler: handled as Ctrl-C is, exit status 143.
+
+    A KeyboardInterrupt, so everything that cleans up after Ctrl-C (transactions, worker processes,
+    the run's recorded end) does so after SIGTERM too.
+    """
+
+    exit_code = 143
+
+
 def display_path(path: Path | str) -> str:
     """Show a path relative to the working directory when it lies below it, else as given."""
     p = Path(path)

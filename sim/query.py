@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from sim.errors import SimError
-from sim.store.db import connect
+from sim.store.db import connect, environment_fault
 
 QUERY_LOCK_WAIT_S = 10.0
 # Set on the open connection, in this order: the last locks every setting, itself included, for the
@@ -88,8 +88,8 @@ def run_query(db: Path, sql: str) -> list[Result]:
             try:
                 cursor = con.execute(part)
                 rows = cursor.fetchall()
-            except duckdb.Error as exc:
-                raise QueryError(_failed(exc)) from None
+            except duckdb.Error as exc:  # a damaged file is the machine's fault, not the query's
+                raise environment_fault(db, exc) or QueryError(_failed(exc)) from None
             results.append(Result([d[0] for d in cursor.description or []], rows))
     return results
 

@@ -31,13 +31,15 @@ from langgraph.graph.state import CompiledStateGraph
 from sim import model_workers
 from sim.backends import Backend, ModelOptions, create
 from sim.backends.model import Budget
-from sim.backends.provider import AuthError, SceneStopped
+from sim.backends.provider import AuthError
 from sim.curriculum import SceneJob, plan
 from sim.engine import SceneRun, SceneState, build_scene_graph, graph_config
 from sim.learner import LearnerState, SceneEffect, initial_state
 from sim.lifeline import LifeLine, record
+from sim.outcome import failure, outcome, sigterm_interrupts
 from sim.scheduler import LocalScenes, live_lines
-from sim.store.db import connect, run_lock
+from sim.store.db import StoreError, connect
+from sim.store.lock import RunEnd, RunLock, run_lock
 from sim.store.trajectories import (
     FailedScene,
     SceneRecord,
@@ -87,7 +89,7 @@ class RunSummary:
     turns: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     repairs: int = 0
     seconds: float = 0.0
-    status: str = "running"
+    status: str = "running"  # then done, partial, stopped, failed or interrupted (as `runs` records it)
     failed: dict[str, str] = field(default_factory=dict)  # "pack/scene#variation" -> reason
     cost: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # stage -> USD paid
     tokens: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # stage -> tokens paid for
@@ -131,11 +133,13 @@ def run(
 
     `planned` is told how many scenes are to be lived, once they are known; `progress` is told of each one.
 
-    Its status is 'done' (every scene tried; some may have failed, see `failed`) or 'stopped'
-    (`--max-cost` reached). An interrupted run is recorded as 'interrupted'; a run stopped by an
-    authentication error as 'failed', and the error is raised. Finished scenes are kept in every case.
+    Its status says how it ended, as `runs` records it: done, partial (some scenes failed, see `failed`) or
+    stopped (`--max-cost` reached); or, raising what ended it, failed (an authentication error, a full disk)
+    or interrupted (Ctrl-C, SIGTERM). Finished scenes are kept in every case.
     """
-    with run_lock(options.db):
+    with run_lock(options.db) as lock, sigterm_interrupts():
+        with connect(options.db):  # creates it, or brings its schema up to date, before planning reads it
+            pass
         todo, skipped = pending(world, options)
         summary = RunSummary(uuid.uuid4().hex[:12], options.db, len(todo), skipped)
         if planned:
@@ -143,24 +147,46 @@ def run(
         processes = _model_workers(options, todo, summary)  # started first: imports while this process prepares
         budget = Budget(options.model_options.max_cost, shared=processes.ledger if processes else None)
         backend = create(options.backend, options=options.model_options, db=options.db, budget=budget)
-        with connect(options.db) as con:
-            start_run(con, _run_row(summary, world, options, backend))
-        writer = BatchWriter(options.db, summary.run_id)
-        started = time.perf_counter()
-        error: str | None = "stopped before the run finished"
         try:
-            _live(world, options, backend, todo, writer, summary, progress, processes)
-            summary.status, error = ("stopped", summary.stopped) if summary.stopped else ("done", None)
-        except SceneStopped as exc:
-            summary.status, error = "failed", exc.reason
-            raise
-        finally:
+            with connect(options.db) as con:
+                start_run(con, _run_row(summary, world, options, backend), lock.unrecorded)
+            lock.recorded()
+            writer = BatchWriter(options.db, summary.run_id)
+            started = time.perf_counter()
+            try:
+                _live(world, options, backend, todo, writer, summary, progress, processes)
+            except BaseException as exc:
+                summary.seconds = time.perf_counter() - started
+                _end(writer, lock, summary, exc)
+                raise
             summary.seconds = time.perf_counter() - started
-            if summary.status == "running":
-                summary.status = "interrupted"
-            writer.close(summary.status, error)
+            _end(writer, lock, summary, None)
+        finally:
             backend.close()
     return summary
+
+
+def _end(writer: BatchWriter, lock: RunLock, summary: RunSummary, raised: BaseException | None) -> None:
+    """Write what is queued and record how the run ended (in the lock file when the database cannot take it).
+
+    A last batch that cannot be written fails a run that was ending well, and is raised.
+    """
+    summary.status, error = failure(raised) if raised else outcome(summary)
+    late: StoreError | None = None
+    try:
+        writer.flush()
+    except StoreError as exc:
+        late = exc
+        if raised is None:
+            summary.status, error = "failed", str(exc)
+    end = RunEnd(writer.run_id, datetime.now(UTC).replace(tzinfo=None), summary.status, error)
+    try:
+        with connect(writer.db) as con:
+            finish_run(con, end)
+    except StoreError:
+        lock.note(end)
+    if late is not None and raised is None:
+        raise late
 
 
 def _model_workers(
@@ -346,14 +372,6 @@ class BatchWriter:
                 write_scenes(con, scenes, self.run_id)
                 write_failures(con, failures, self.run_id)
         self._last = time.monotonic()
-
-    def close(self, status: str, error: str | None) -> None:
-        """Write what is queued and record how the run ended."""
-        try:
-            self.flush()
-        finally:
-            with connect(self.db) as con:
-                finish_run(con, self.run_id, status, datetime.now(UTC).replace(tzinfo=None), error)
 
 
 def _model_args(options: RunOptions) -> dict[str, Any]:

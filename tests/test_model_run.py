@@ -211,6 +211,24 @@ def test_a_bad_request_fails_the_scene_without_retrying_and_the_run_goes_on(anth
     assert rows("SELECT count(*) FROM scenes")[0][0] + rows("SELECT count(*) FROM scene_failures")[0][0] == 10
 
 
+def test_runs_say_whether_scenes_failed_partial_when_some_did_failed_when_all_did(anthropic: Any) -> None:
+    anthropic.faults = Faults(schedule={1: Fault.BAD_REQUEST})
+    assert sim_run("--concurrency", "1").exit_code == 1
+    ((lived,),) = rows("SELECT count(*) FROM scenes")
+    assert rows("SELECT status, scenes_planned, scenes_done, scenes_failed, error FROM runs") == [
+        ("partial", 10, lived, 10 - lived, f"{10 - lived} of 10 scenes failed (see scene_failures; the next run "
+                                           "tries them again)"),
+    ]  # fmt: skip
+    anthropic.faults = Faults(rate=1.0, kinds=(Fault.BAD_REQUEST,))  # now every scene left fails
+    assert sim_run("--concurrency", "1").exit_code == 1
+    ((status, done, failed, error),) = rows("SELECT status, scenes_done, scenes_failed, error FROM runs "
+                                            "ORDER BY started_at DESC LIMIT 1")  # fmt: skip
+    assert (status, done, failed) == ("failed", 0, 10 - lived)
+    assert error.startswith(f"every scene failed ({10 - lived}; see scene_failures), e.g. first-steps/")
+    shown = run_cli("query", "SELECT status FROM runs ORDER BY started_at", "--db", "c.duckdb", "--format", "csv")
+    assert shown.stdout == "status\npartial\nfailed\n"
+
+
 def test_max_cost_stops_the_run_cleanly_and_keeps_finished_scenes(anthropic: Any) -> None:
     result = sim_run("--concurrency", "1", "--max-cost", "0.02")  # the whole pack costs about $0.06 here
     assert result.exit_code == 3, result.output

@@ -14,7 +14,7 @@ from conftest import REPO, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.store.db import run_lock
+from sim.store.lock import run_lock
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from rich.progress import Progress, TaskID
 from sim.cli import run as run_module
 from sim.engine import build_scene_graph, schedule
 from sim.scenarios import Beat, Scene, Setting
-from sim.store.db import run_lock
+from sim.store.lock import run_lock
 
 TRANSCRIPT = """
     SELECT s.pack, s.scene, s.variation, s.opening, s.reflection,
@@ -179,6 +179,26 @@ def test_second_writer_gets_a_clear_message_naming_the_lock(shipped_world: Path)
     )
 
 
+def test_the_one_writer_lock_is_the_real_file_however_its_path_is_spelled(shipped_world: Path) -> None:
+    Path("data").mkdir()
+    Path("link.duckdb").symlink_to("data/real.duckdb")  # to a database not made yet
+    Path("alias").symlink_to("data")
+    spellings = ["link.duckdb", "alias/real.duckdb", str(Path.cwd() / "data/real.duckdb"), "data/../data/real.duckdb"]
+    for held in ("data/real.duckdb", "link.duckdb"):
+        with run_lock(Path(held)):
+            for db in spellings:
+                result = run_cli("run", "scenarios/first-steps", "--db", db)
+                assert (result.exit_code, result.stderr) == (1, (
+                    f"error: {db} is being written by another `sim run` (pid {os.getpid()}; lock file "
+                    "data/real.duckdb.lock); wait for it to finish, or use --db to write to another database\n"))
+    assert not Path("data/real.duckdb").exists()
+    assert run_cli("run", "scenarios/first-steps", "--db", "link.duckdb").exit_code == 0
+    assert Path("link.duckdb").is_symlink()  # the database was made where the link points
+    assert sorted(p.name for p in Path("data").iterdir()) == ["real.duckdb", "real.duckdb.lock"]
+    again = run_cli("run", "scenarios/first-steps", "--db", "alias/real.duckdb")
+    assert "0 scenes lived, 10 already stored" in again.stdout
+
+
 def test_corrupt_database_is_reported_and_left_untouched(shipped_world: Path) -> None:
     Path("bad.duckdb").write_bytes(b"this is not a database" * 100)
     result = run_cli("run", "scenarios/first-steps", "--db", "bad.duckdb")
@@ -234,7 +254,11 @@ def test_killed_run_completes_on_the_next_invocation(shipped_world: Path) -> Non
     assert transcript(Path("k.duckdb")) == transcript(Path("clean.duckdb"))
     assert count(Path("k.duckdb"), "SELECT count(*) - count(DISTINCT (scene_key, turn_index)) FROM turns") == 0
     assert count(Path("k.duckdb"), "SELECT count(*) FROM scenes") == 480
-    assert count(Path("k.duckdb"), "SELECT count(*) FROM runs WHERE status = 'interrupted'") == 1
+    with duckdb.connect("k.duckdb", read_only=True) as con:  # the killed run could not say how it ended
+        killed = con.execute("SELECT status, finished_at, error FROM runs ORDER BY started_at LIMIT 1").fetchall()
+    assert killed == [("interrupted", None, "the process was killed before it could record how the run ended "
+                                            "(kill -9, a crash or a power cut)")]  # fmt: skip
+    assert count(Path("k.duckdb"), "SELECT count(*) FROM runs WHERE status = 'done'") == 1
 
 
 def test_worker_processes_give_the_same_corpus(shipped_world: Path) -> None:

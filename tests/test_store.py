@@ -106,3 +106,48 @@ def test_query_help_names_every_table_and_view_without_opening_a_database(monkey
     assert listed, result.stdout
     assert listed.group(1).split(", ") == [t for (t,) in tables]
     assert listed.group(2).split(", ") == [v for (v,) in views]
+
+
+def test_runs_recorded_done_by_an_older_sim_say_how_they_really_ended(tmp_path: Path) -> None:
+    """m006: a run whose scenes failed was recorded 'done'; now it is partial, or failed if none was lived."""
+    from datetime import datetime
+
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE _migrations (id INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)")
+    for number, migration in enumerate(MIGRATIONS[:5], 1):
+        migration(con)
+        con.execute("INSERT INTO _migrations VALUES (?, ?, ?)", [number, migration.__name__, datetime(2026, 1, 1)])
+    for run_id, status, done, error in (("clean", "done", 10, None), ("some", "done", 7, None),
+                                        ("none", "done", 0, None), ("cut", "interrupted", 2, "stopped")):
+        con.execute("INSERT INTO runs (run_id, started_at, status, command, args, seed, backend, model, learner, packs,"
+                    " versions, scenes_planned, scenes_done, error) VALUES (?, now(), ?, 'sim run', '{}', 0, 'b', 'm',"
+                    " 'sam', ['p'], '{}', 10, ?, ?)", [run_id, status, done, error])  # fmt: skip
+    for run_id, failed in (("some", 3), ("none", 10), ("cut", 1)):
+        con.executemany("INSERT INTO scene_failures VALUES (?, ?, 'sam', 'p', 's', 0, 'toddler', 'why', now())",
+                        [[run_id, f"k{i}"] for i in range(failed)])  # fmt: skip
+    con.close()
+    with connect(db) as con:
+        got = con.execute("SELECT run_id, status, scenes_done, scenes_failed, error FROM runs ORDER BY 1").fetchall()
+    assert got == [
+        ("clean", "done", 10, 0, None),
+        ("cut", "interrupted", 2, 1, "stopped"),
+        ("none", "failed", 0, 10, "10 of 10 scenes failed (see scene_failures)"),
+        ("some", "partial", 7, 3, "3 of 10 scenes failed (see scene_failures)"),
+    ]
+
+
+def test_a_new_database_is_made_whole_beside_its_real_path_and_old_leftovers_go(tmp_path: Path) -> None:
+    from sim.store.db import creating_path
+
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "link.duckdb"
+    link.symlink_to(tmp_path / "real" / "c.duckdb")
+    leftover = creating_path(link)
+    assert leftover == tmp_path / "real" / "c.duckdb.creating"
+    leftover.write_bytes(b"half a database")  # left by a run killed while creating
+    leftover.with_name(leftover.name + ".wal").write_bytes(b"and its log")
+    with connect(link) as con:
+        assert con.execute("SELECT count(*) FROM _migrations").fetchone() == (len(MIGRATIONS),)
+    assert link.is_symlink()
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["c.duckdb"]

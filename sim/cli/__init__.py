@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from sim import INTERRUPTED, __version__
-from sim.errors import ConfigError, SimError
+from sim.errors import ConfigError, SimError, Terminated
 
 
 class SimGroup(click.Group):
@@ -30,9 +30,9 @@ class SimGroup(click.Group):
         except SimError as exc:
             report(exc)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             click.echo(INTERRUPTED, err=True)
-            ctx.exit(130)
+            ctx.exit(Terminated.exit_code if isinstance(exc, Terminated) else 130)
 
 
 def report(exc: SimError) -> None:

@@ -40,7 +40,9 @@ from sim.export.shards import Shard
     default=None,
     help="A Hugging Face tokenizer.json for exact token counts (needs the `tokenizers` extra).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace the export already in --out (other files are kept).")
+@click.option(
+    "--overwrite", is_flag=True, help="Replace an earlier export in --out (only what an export wrote; others are kept)."
+)
 @db_option
 def export(
     out: Path,

@@ -1,9 +1,11 @@
 """`sim export`: the corpus as training shards (Parquet, JSONL or text) with a dataset card and a manifest.
 
-Invariants: the database is only read; every file is written inside the output directory, under a
-scratch name first and renamed when complete, so a killed export never leaves a half-written shard
-under a final name; the same database and the same options give byte-identical files; a directory
-holding another export or other files is refused unless `--overwrite` (see `sim.export.outdir`).
+Invariants: the database is only read; every file is written inside the output directory, in full
+in a scratch directory first and then renamed into place with the manifest last, so a killed export never
+leaves a half-written file under a final name nor a manifest that lists a shard not in place
+(`sim.export.publish`); the same database and the same options give byte-identical files; a directory
+holding another export or other files is refused unless `--overwrite`, and files an export did not
+write are never replaced (`sim.export.outdir`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import duckdb
 
 from sim import __version__
 from sim.errors import UsageError, display_path
-from sim.export import card, outdir, query, shards
+from sim.export import card, outdir, publish, query, shards
 from sim.export.card import Stats
 from sim.export.query import ORDERS, STYLES
 from sim.export.shards import FORMATS, SEPARATOR, Shard
@@ -62,31 +64,38 @@ def export_corpus(options: ExportOptions, progress: Callable[[Shard], None] | No
     Raises:
         UsageError: a bad option, an empty corpus, or an output directory that holds something else.
         StoreError: the database is missing, locked or unreadable.
+        OutputError: the output directory cannot be written (disk full, read-only, no permission).
     """
     if options.shard_size < 1:
         raise UsageError(f"--shard-size {options.shard_size}: must be at least 1 (records per shard)")
     tokenizer = query.load_tokenizer(options.tokenizer) if options.tokenizer else None
     method = _token_method(options.tokenizer)
-    existed = options.out.exists()
+    made = publish.missing_dirs(options.out)
     try:
-        with connect(options.db, read_only=True) as con:
-            stages = query.corpus_stages(con, options.db, options.stages)
-            parameters = _parameters(options, stages)
-            previous = outdir.check(options.out, parameters, options.overwrite)
-            work = outdir.scratch(options.out)
-            try:
-                planned, files, stats = _write(con, options, stages, work, tokenizer, progress)
-            except duckdb.Error as exc:
-                raise StoreError(_failed(options, exc)) from None
-        info = card.CardInfo(
-            display_path(options.out), options.fmt, options.order, options.seed, options.style, stages, method, planned
-        )
-        manifest = _manifest(options, parameters, stats, method, files)
-        outdir.publish(options.out, previous, [s.name for s in planned], manifest, card.render(stats, info))
+        with publish.reporting(options.out):
+            return _export(options, tokenizer, method, progress)
     finally:
-        outdir.clean(options.out)
-        if not existed and options.out.is_dir() and not any(options.out.iterdir()):
-            options.out.rmdir()
+        publish.clean(options.out, made)
+
+
+def _export(
+    options: ExportOptions, tokenizer: Any, method: str, progress: Callable[[Shard], None] | None
+) -> ExportResult:
+    # reporting inside connect too: connect reports the OSErrors that reach it as faults of the database
+    with connect(options.db, read_only=True) as con, publish.reporting(options.out):
+        stages = query.corpus_stages(con, options.db, options.stages)
+        parameters = _parameters(options, stages)
+        owned = outdir.check(options.out, parameters, options.overwrite)
+        work = publish.scratch(options.out)
+        try:
+            planned, files, stats = _write(con, options, stages, work, owned, tokenizer, progress)
+        except duckdb.Error as exc:
+            raise StoreError(_failed(options, exc)) from None
+    info = card.CardInfo(
+        display_path(options.out), options.fmt, options.order, options.seed, options.style, stages, method, planned
+    )
+    manifest = _manifest(options, parameters, stats, method, files)
+    publish.publish(options.out, owned, [s.name for s in planned], manifest, card.render(stats, info))
     return ExportResult(options.out, planned, stats, method)
 
 
@@ -99,6 +108,7 @@ def _write(
     options: ExportOptions,
     stages: tuple[str, ...],
     work: Path,
+    owned: tuple[str, ...],
     tokenizer: Any,
     progress: Callable[[Shard], None] | None,
 ) -> tuple[list[Shard], list[dict[str, Any]], Stats]:
@@ -113,10 +123,12 @@ def _write(
     if not records:
         raise UsageError(f"nothing to export: {display_path(options.db)} holds no training text for these stages")
     planned = shards.plan(records, options.shard_size, options.fmt)
+    outdir.claim(options.out, owned, [s.name for s in planned])
     files = []
     for shard in planned:
         path = outdir.target(work, shard.name)
         shards.write(con, shard, options.fmt, options.style, path)
+        publish.sync(path)
         files.append({"name": shard.name, "records": shard.records, "first_row": shard.start,
                       "sha256": shards.sha256(path)})  # fmt: skip
         if progress is not None:

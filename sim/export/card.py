@@ -1,6 +1,7 @@
 """The dataset card (README.md of an export): what is in it, in which order, made how, and how to load it.
 
-Invariant: the card is a pure function of the exported records (`export_rows`) and the export's
+Invariant: the card carries `CARD_MARKER` (right after the Hub front matter), which lets the next export
+replace it and nothing else; it is a pure function of the exported records (`export_rows`) and the export's
 parameters, sorted everywhere, so the same export always writes the same bytes; field meanings come
 from the `training_text` view's column comments (the migrations), not from a second copy here.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from sim.export.outdir import CARD_MARKER, MANIFEST
 from sim.export.query import FIELDS, ORDER_DESCRIPTIONS, STYLES
 from sim.export.shards import SEPARATOR, Shard
 
@@ -98,7 +100,7 @@ def _fields(con: duckdb.DuckDBPyConnection) -> list[Row]:
 def render(stats: Stats, info: CardInfo) -> str:
     """The whole card, as Markdown."""
     parts = [
-        _front_matter(info),
+        _front_matter(info) + CARD_MARKER + "\n",
         _summary(stats, info),
         _table("Records per stage", ("stage", "rank", "records", "words", "tokens"), stats.stages),
         _table("Records per value", ("value", "records"), stats.values)
@@ -170,7 +172,10 @@ def _token_section(info: CardInfo) -> str:
 def _files(info: CardInfo) -> str:
     lines = ["## Files\n", "| file | records |", "| --- | --- |"]
     lines += [f"| `{s.name}` | {s.records:,} |" for s in info.shards]
-    lines.append("\n`export.json` records the export's parameters and every file with its SHA-256.")
+    lines.append(
+        f"\n`{MANIFEST}` records the export's parameters and every file with its SHA-256. It is written last, "
+        "after every shard is in place: a directory without it holds no complete export."
+    )
     if info.fmt == "txt":
         lines.append(f"\nEach record's text is followed by the separator `{json.dumps(SEPARATOR)}`.")
     return "\n".join(lines) + "\n"

@@ -1,24 +1,31 @@
-"""Opening the corpus database: migrations on open, one clear message for locked or corrupt files.
+"""Opening the corpus database: created whole, migrated on open, one line for every fault of the machine.
 
-Invariants: only one `sim run` writes a database at a time (an advisory lock file beside it says
-who); the DuckDB file itself is opened only for the moment of a read or a batched write, so queries
-from other processes can get in between a run's writes.
+Invariants:
+- Only one `sim run` writes a database at a time (`sim.store.lock`); a writable `connect` is made under it.
+- A database is created complete or not at all: it is built and migrated as `<db>.creating` beside
+  the real path and renamed into place; a `.creating` left by a killed run is removed by the next.
+- Every open brings the schema up to date first (a read-only command takes the run lock to do it),
+  so no command plans or reads against a half-migrated database.
+- The DuckDB file itself is opened only for the moment of a read or a batched write, so queries from
+  other processes can get in between a run's writes.
+- A full disk, a read-only directory or a damaged file is a one-line `StoreError` (`environment_fault`),
+  never a traceback; other DuckDB errors are bugs and keep theirs.
 """
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
-from sim.errors import SimError
+from sim.errors import SimError, display_path
 from sim.store.migrations import MIGRATIONS
 
 DEFAULT_DB = Path("outputs/raising.duckdb")
@@ -53,20 +60,102 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     return ran
 
 
+def pending_migrations(con: duckdb.DuckDBPyConnection) -> int:
+    """How many migrations a database of sim's lacks; 0 for one without `_migrations`, which is not sim's.
+
+    A reader leaves another program's DuckDB file as it is (what it reads there is its own error);
+    only `sim run` makes a corpus of it.
+    """
+    try:
+        done = {row[0] for row in con.execute("SELECT id FROM _migrations").fetchall()}
+    except duckdb.CatalogException:
+        return 0
+    return sum(number not in done for number in range(1, len(MIGRATIONS) + 1))
+
+
 @contextmanager
 def connect(path: Path, *, read_only: bool = False, wait: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the database (migrating it when writable), waiting up to `wait` seconds for another process."""
+    """Open the database at its latest schema, waiting up to `wait` seconds for another process.
+
+    A writable open creates a missing database whole (the caller holds `run_lock`). A read-only open of
+    a sim database whose schema is behind (an older sim, or a creation killed by an older sim) migrates
+    it first under the run lock. A fault of the machine met while it is open leaves as a one-line StoreError.
+
+    Raises:
+        StoreError: no database (read-only), locked too long, damaged, or a full or read-only file system.
+    """
     if read_only and not path.exists():
         raise StoreError(f"no database at {path} (run `sim run scenarios/<pack>` first, or pass --db)")
     if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create(path)
     con = _open(path, read_only, wait)
     try:
         if not read_only:
             migrate(con)
+        elif behind := pending_migrations(con):
+            con.close()
+            _upgrade(path, behind)
+            con = _open(path, read_only, wait)
         yield con
+    except (duckdb.Error, OSError) as exc:
+        fault = environment_fault(path, exc)
+        if fault is None:
+            raise
+        raise fault from None
     finally:
         con.close()
+
+
+def creating_path(path: Path) -> Path:
+    """Where a new database is built before it is renamed to `path`: `<real path>.creating`."""
+    real = path.resolve()
+    return real.with_name(real.name + ".creating")
+
+
+def _create(path: Path) -> None:
+    """Create the database at `path`'s real path, migrated, by an atomic rename; nothing if it exists."""
+    real = path.resolve()
+    if real.exists():
+        return
+    temp = creating_path(real)
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+        for stale in (temp, temp.with_name(temp.name + ".wal")):  # left by a run killed while creating
+            stale.unlink(missing_ok=True)
+        con = _open(temp, False, 0.0)
+        try:
+            migrate(con)
+            con.execute("CHECKPOINT")  # everything in the file itself, no WAL left to lose in the rename
+        finally:
+            con.close()
+        _fsync(temp)
+        temp.rename(real)
+        with suppress(OSError):  # not every file system syncs a directory
+            _fsync(real.parent)
+    except (duckdb.Error, OSError) as exc:
+        raise environment_fault(path, exc) or StoreError(f"cannot create {path}: {_first_line(exc)}") from None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _upgrade(path: Path, behind: int) -> None:
+    """Bring an existing database's schema up to date for a reader, under the run lock."""
+    from sim.store.lock import run_lock  # the lock module builds on this one
+
+    try:
+        with run_lock(path), connect(path):
+            pass
+    except StoreError as exc:
+        raise StoreError(
+            f"{path} needs {behind} schema migration(s) before it can be read (made by an older sim, or its "
+            f"creation was cut short), and they could not run: {exc}"
+        ) from None
 
 
 def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
@@ -80,6 +169,8 @@ def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection
             return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
             message = str(exc)
+            if _machine_fault(message) is not None:  # a full disk or a read-only directory, not a bad file
+                raise environment_fault(path, exc) or StoreError(_unreadable(path, message)) from None
             if "lock" not in message.lower():
                 raise StoreError(_unreadable(path, message)) from None
             if time.monotonic() >= deadline:
@@ -107,31 +198,64 @@ def _unreadable(path: Path, message: str) -> str:
     )
 
 
-@contextmanager
-def run_lock(path: Path) -> Iterator[None]:
-    """Hold the advisory lock that lets one `sim run` at a time write to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = path.with_name(path.name + ".lock")
-    handle = lock_path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise StoreError(
-            f"{path} is being written by another `sim run` ({holder}; lock file {lock_path}); wait for it to "
-            "finish, or use --db to write to another database"
-        ) from None
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+_FULL_TEXT = ("No space left on device", "Disk quota exceeded")
+_NOT_WRITABLE_TEXT = ("Read-only file system", "Permission denied", "Operation not permitted")
+_DAMAGED_TEXT = ("Could not read enough bytes", "Corrupt", "checksum", "not a valid DuckDB database file")
+
+
+def _machine_fault(text: str) -> tuple[str, str] | None:
+    """('full' or 'not writable', the system's words) when DuckDB's message says so, else None."""
+    for kind, words in (("full", _FULL_TEXT), ("not writable", _NOT_WRITABLE_TEXT)):
+        for said in words:
+            if said in text:
+                return kind, said
+    return None
+
+
+def environment_fault(path: Path, exc: BaseException) -> StoreError | None:
+    """The one-line error for a fault of the machine met while using the database `path`, or None for a bug.
+
+    A full disk, a file or directory that cannot be written, a damaged or truncated database, each
+    saying what happened, to which file, and what to do. Shared by every command that opens the corpus.
+    """
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, OSError):
+        text = exc.strerror or str(exc)
+        where = display_path(exc.filename) if exc.filename else str(path)
+        kind = "full" if exc.errno in _FULL else "not writable" if exc.errno in _NOT_WRITABLE else "other"
+    elif isinstance(exc, duckdb.Error):
+        text = _first_line(exc)
+        named = re.search(r'file "([^"]+)"', text)
+        where = display_path(named.group(1)) if named else str(path)
+        local = isinstance(exc, duckdb.IOException) and not isinstance(exc, duckdb.HTTPException)
+        machine = _machine_fault(text)
+        if machine:
+            kind, text = machine  # the system's words; DuckDB's wrapping repeats the file name
+        else:
+            kind = ("damaged" if local and any(t in text for t in _DAMAGED_TEXT)
+                    else "other" if local or isinstance(exc, duckdb.FatalException) else "bug")  # fmt: skip
+    else:
+        return None
+    return None if kind == "bug" else StoreError(_FAULTS[kind].format(where=where, text=text))
+
+
+_FAULTS = {
+    "full": "disk full: could not write {where} ({text}); free some space and run the same command again "
+    "(scenes already stored are kept)",
+    "not writable": "cannot write {where} ({text}): the file or its directory is read-only; make it writable, "
+    "or use --db to keep the database where you can write",
+    "damaged": "cannot read {where}: the database file is damaged or truncated ({text}); restore it from a copy, "
+    "or move it aside and run again to start a new one (or use --db)",
+    "other": "cannot use {where} ({text}); check the file and its directory, or use --db",
+}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _now() -> datetime:

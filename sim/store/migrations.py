@@ -359,6 +359,35 @@ def m005_model_calls(con: duckdb.DuckDBPyConnection) -> None:
     })
 
 
+
+def m006_run_outcomes(con: duckdb.DuckDBPyConnection) -> None:
+    """Runs say how they ended, so `runs` tells success from failure.
+
+    Before, a run whose scenes failed, or which crashed on a full disk, was recorded as 'done'. Now a
+    run ends done, partial (some scenes failed), failed (with the error), interrupted (Ctrl-C,
+    SIGTERM, or killed) or stopped (--max-cost), and counts the scenes that failed. Runs already
+    recorded 'done' with failed scenes are classified from `scene_failures`.
+    """
+    con.execute("ALTER TABLE runs ADD COLUMN scenes_failed INTEGER DEFAULT 0")  # existing rows get 0
+    con.execute("""
+        UPDATE runs SET scenes_failed = f.failed,
+               status = CASE WHEN runs.status <> 'done' THEN runs.status
+                             WHEN runs.scenes_done = 0 THEN 'failed' ELSE 'partial' END,
+               error = coalesce(runs.error, f.failed || ' of ' || runs.scenes_planned
+                                            || ' scenes failed (see scene_failures)')
+        FROM (SELECT run_id, count(*) AS failed FROM scene_failures GROUP BY run_id) AS f
+        WHERE runs.run_id = f.run_id""")
+    _comment(con, "runs", "One row per `sim run` invocation, and how it ended.", {
+        "finished_at": "When it ended (UTC); NULL while it runs, and for a run killed outright (kill -9, power cut).",
+        "status": "running; then done (every planned scene stored), partial (some scenes failed: see "
+                  "scene_failures), failed (see error), interrupted (Ctrl-C, SIGTERM, or killed: the next run "
+                  "marks a killed run's leftover 'running' row so) or stopped (--max-cost). Run again to finish "
+                  "any but done.",
+        "error": "Why it did not end done, one line; NULL when it did.",
+        "scenes_failed": "Scenes it tried and could not finish (in scene_failures; the next run tries them again).",
+    })
+
 MIGRATIONS: list[Migration] = [
     m001_trajectories, m002_training_text, m003_stored_dialogue, m004_scene_records, m005_model_calls,
+    m006_run_outcomes,
 ]

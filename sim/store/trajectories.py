@@ -12,13 +12,13 @@ import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from sim.learner import LearnerState, SceneEffect
 from sim.personas import Persona
+from sim.store.lock import RunEnd
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -129,7 +129,7 @@ def write_scenes(con: duckdb.DuckDBPyConnection, records: Sequence[SceneRecord],
         con.execute("UPDATE runs SET scenes_done = scenes_done + ? WHERE run_id = ?", [len(records), run_id])
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
 
 
@@ -146,10 +146,17 @@ def write_failures(con: duckdb.DuckDBPyConnection, failures: Sequence[FailedScen
                 ignore_existing=True)  # fmt: skip
         if calls:
             _insert(con, "llm_calls", pa.Table.from_pylist(calls))
+        con.execute("UPDATE runs SET scenes_failed = scenes_failed + ? WHERE run_id = ?", [len(failures), run_id])
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back, if there is still a transaction: a COMMIT that failed (a full disk) has already ended it."""
+    with contextlib.suppress(duckdb.TransactionException):
+        con.execute("ROLLBACK")
 
 
 def _call_rows(scenes: Iterable[tuple[str, list[dict[str, Any]]]], run_id: str) -> list[dict[str, Any]]:
@@ -213,11 +220,21 @@ def stored_effects(con: duckdb.DuckDBPyConnection, learner: str, variations: lis
     return out
 
 
-def start_run(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
-    """Record a run as started, and mark runs left 'running' by a killed process as interrupted."""
+def start_run(con: duckdb.DuckDBPyConnection, row: dict[str, Any], ended: Sequence[RunEnd] = ()) -> None:
+    """Record a run as started, after closing the rows of earlier runs left 'running'.
+
+    The caller holds the run lock, so no other run is live: a 'running' row is a run that could not
+    record its end. `ended` are ends a run left in the lock file when the database could not be written
+    (a full disk); any other such row was killed outright (kill -9, a power cut) and is 'interrupted'.
+    """
+    for end in ended:
+        con.execute(
+            "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ? AND status = 'running'",
+            [end.status, end.finished_at, end.error, end.run_id],
+        )
     con.execute(
-        "UPDATE runs SET status = 'interrupted', error = 'the process stopped before the run finished' "
-        "WHERE status = 'running'"
+        "UPDATE runs SET status = 'interrupted', error = 'the process was killed before it could record how the "
+        "run ended (kill -9, a crash or a power cut)' WHERE status = 'running'"
     )
     columns = ", ".join(row)
     con.execute(
@@ -226,8 +243,9 @@ def start_run(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
     )
 
 
-def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str, finished: datetime, error: str | None) -> None:
+def finish_run(con: duckdb.DuckDBPyConnection, end: RunEnd) -> None:
     """Record how a run ended."""
     con.execute(
-        "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?", [status, finished, error, run_id]
+        "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
+        [end.status, end.finished_at, end.error, end.run_id],
     )
