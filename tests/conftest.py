@@ -52,3 +52,14 @@ def run_cli(*args: str, input: str | None = None) -> Result:
 
     _register()
     return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def sim_export(db: Path, *args: str) -> Result:
+    """`sim export --db DB ARGS...`."""
+    return run_cli("export", "--db", str(db), *args)
+
+
+def ok(result: Result) -> Result:
+    """The result of a command that must succeed (its stderr shown if it did not)."""
+    assert result.exit_code == 0, result.stderr
+    return result

@@ -17,8 +17,7 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from click.testing import Result
-from conftest import REPO, run_cli
+from conftest import REPO, ok, run_cli, sim_export
 
 from sim.store.db import connect
 
@@ -47,15 +46,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         )  # fmt: skip
         assert result.exit_code == 0, result.stderr
     yield db
-
-
-def sim_export(db: Path, *args: str) -> Result:
-    return run_cli("export", "--db", str(db), *args)
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.stderr
-    return result
 
 
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:

@@ -21,8 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import Result
-from conftest import REPO, run_cli
+from conftest import REPO, ok, run_cli, sim_export
 
 MARKER = "<!-- written by `sim export` (raising-sim): the next export into this directory replaces this file -->"
 
@@ -42,15 +41,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )  # fmt: skip
         assert result.exit_code == 0, result.stderr
     return db
-
-
-def sim_export(db: Path, *args: str) -> Result:
-    return run_cli("export", "--db", str(db), *args)
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.stderr
-    return result
 
 
 def tree(root: Path) -> dict[str, str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sim.errors import SimError, display_path
 from sim.export.outdir import CARD, JOURNAL, MANIFEST, MANIFEST_KIND, SCRATCH, target
+from sim.store.db import fsync_file
 
 
 class OutputError(SimError):
@@ -106,13 +107,8 @@ def _empty(work: Path) -> None:
                 entry.unlink()
 
 
-def sync(path: Path) -> None:
-    """Flush a written file to disk, so that a rename cannot publish it before its bytes."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+sync = fsync_file
+"""Flush a written file to disk, so that a rename cannot publish it before its bytes."""
 
 
 def _sync_dir(path: Path) -> None:

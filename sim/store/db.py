@@ -128,15 +128,16 @@ def _create(path: Path) -> None:
             con.execute("CHECKPOINT")  # everything in the file itself, no WAL left to lose in the rename
         finally:
             con.close()
-        _fsync(temp)
+        fsync_file(temp)
         temp.rename(real)
         with suppress(OSError):  # not every file system syncs a directory
-            _fsync(real.parent)
+            fsync_file(real.parent)
     except (duckdb.Error, OSError) as exc:
         raise environment_fault(path, exc) or StoreError(f"cannot create {path}: {_first_line(exc)}") from None
 
 
-def _fsync(path: Path) -> None:
+def fsync_file(path: Path) -> None:
+    """Flush a file (or a directory's entries) to disk, so that a rename cannot publish it before its bytes."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
