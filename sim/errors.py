@@ -71,6 +71,12 @@ class Terminated(KeyboardInterrupt):
     exit_code = 143
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line of text (its class name when it has none): what one-line errors quote."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def display_path(path: Path | str) -> str:
     """Show a path relative to the working directory when it lies below it, else as given."""
     p = Path(path)

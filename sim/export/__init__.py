@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from sim import __version__
-from sim.errors import UsageError, display_path
+from sim.errors import UsageError, display_path, first_line
 from sim.export import card, outdir, publish, query, shards
 from sim.export.card import Stats
 from sim.export.query import ORDERS, STYLES
@@ -81,8 +81,7 @@ def export_corpus(options: ExportOptions, progress: Callable[[Shard], None] | No
 def _export(
     options: ExportOptions, tokenizer: Any, method: str, progress: Callable[[Shard], None] | None
 ) -> ExportResult:
-    # reporting inside connect too: connect reports the OSErrors that reach it as faults of the database
-    with connect(options.db, read_only=True) as con, publish.reporting(options.out):
+    with connect(options.db, read_only=True) as con:
         stages = query.corpus_stages(con, options.db, options.stages)
         parameters = _parameters(options, stages)
         owned = outdir.check(options.out, parameters, options.overwrite)
@@ -137,13 +136,15 @@ def _write(
 
 
 def _failed(options: ExportOptions, exc: duckdb.Error) -> str:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     hint = (
         "DuckDB spills to disk inside --out: free disk space there, or export fewer --stage at a time"
         if isinstance(exc, duckdb.OutOfMemoryException | duckdb.IOException)
         else "the database may be damaged: `sim query \"SELECT count(*) FROM scenes\"` checks it"
     )
-    return f"export failed while reading {display_path(options.db)} ({first}); {hint}. Nothing in --out was changed"
+    return (
+        f"export failed while reading {display_path(options.db)} ({first_line(exc)}); {hint}. "
+        "Nothing in --out was changed"
+    )
 
 
 def _parameters(options: ExportOptions, stages: tuple[str, ...]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from sim.errors import UsageError, display_path
+from sim.errors import UsageError, display_path, first_line
 
 STYLES: dict[str, str] = {
     "scripted": "the first-person opening, a blank line, the dialogue (each person labelled as the learner "
@@ -182,8 +182,9 @@ def load_tokenizer(path: Path) -> Any:
     try:
         return Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a bare Exception for every kind of bad file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"--tokenizer {display_path(path)}: not a Hugging Face tokenizer.json ({first})") from None
+        raise UsageError(
+            f"--tokenizer {display_path(path)}: not a Hugging Face tokenizer.json ({first_line(exc)})"
+        ) from None
 
 
 def register_tokenizer(con: duckdb.DuckDBPyConnection, tokenizer: Any) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from sim.errors import SimError, display_path
+from sim.errors import SimError, display_path, first_line
 from sim.store.migrations import MIGRATIONS
 
 DEFAULT_DB = Path("outputs/raising.duckdb")
@@ -97,7 +97,7 @@ def connect(path: Path, *, read_only: bool = False, wait: float = LOCK_WAIT_S) -
             _upgrade(path, behind)
             con = _open(path, read_only, wait)
         yield con
-    except (duckdb.Error, OSError) as exc:
+    except duckdb.Error as exc:  # an OSError in the caller's body is about its own files, not the database
         fault = environment_fault(path, exc)
         if fault is None:
             raise
@@ -133,7 +133,7 @@ def _create(path: Path) -> None:
         with suppress(OSError):  # not every file system syncs a directory
             fsync_file(real.parent)
     except (duckdb.Error, OSError) as exc:
-        raise environment_fault(path, exc) or StoreError(f"cannot create {path}: {_first_line(exc)}") from None
+        raise environment_fault(path, exc) or StoreError(f"cannot create {path}: {first_line(exc)}") from None
 
 
 def fsync_file(path: Path) -> None:
@@ -228,7 +228,7 @@ def environment_fault(path: Path, exc: BaseException) -> StoreError | None:
         where = display_path(exc.filename) if exc.filename else str(path)
         kind = "full" if exc.errno in _FULL else "not writable" if exc.errno in _NOT_WRITABLE else "other"
     elif isinstance(exc, duckdb.Error):
-        text = _first_line(exc)
+        text = first_line(exc)
         named = re.search(r'file "([^"]+)"', text)
         where = display_path(named.group(1)) if named else str(path)
         local = isinstance(exc, duckdb.IOException) and not isinstance(exc, duckdb.HTTPException)
@@ -252,11 +252,6 @@ _FAULTS = {
     "or move it aside and run again to start a new one (or use --db)",
     "other": "cannot use {where} ({text}); check the file and its directory, or use --db",
 }
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _now() -> datetime:

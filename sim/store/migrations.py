@@ -359,7 +359,6 @@ def m005_model_calls(con: duckdb.DuckDBPyConnection) -> None:
     })
 
 
-
 def m006_run_outcomes(con: duckdb.DuckDBPyConnection) -> None:
     """Runs say how they ended, so `runs` tells success from failure.
 
@@ -386,6 +385,7 @@ def m006_run_outcomes(con: duckdb.DuckDBPyConnection) -> None:
         "error": "Why it did not end done, one line; NULL when it did.",
         "scenes_failed": "Scenes it tried and could not finish (in scene_failures; the next run tries them again).",
     })
+
 
 MIGRATIONS: list[Migration] = [
     m001_trajectories, m002_training_text, m003_stored_dialogue, m004_scene_records, m005_model_calls,

@@ -228,10 +228,7 @@ def start_run(con: duckdb.DuckDBPyConnection, row: dict[str, Any], ended: Sequen
     (a full disk); any other such row was killed outright (kill -9, a power cut) and is 'interrupted'.
     """
     for end in ended:
-        con.execute(
-            "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ? AND status = 'running'",
-            [end.status, end.finished_at, end.error, end.run_id],
-        )
+        finish_run(con, end)
     con.execute(
         "UPDATE runs SET status = 'interrupted', error = 'the process was killed before it could record how the "
         "run ended (kill -9, a crash or a power cut)' WHERE status = 'running'"
