@@ -6,8 +6,10 @@ VENV       ?= .venv
 BIN        := $(VENV)/bin
 SIM        := $(BIN)/sim
 UV_VERSION := 0.13.9
-UV         := $(BIN)/uv
-UV_STAMP   := $(VENV)/.uv-$(UV_VERSION)
+# uv lives in a folder of its own inside the venv, where `uv pip sync` (which removes what the lock
+# does not list) cannot take it away.
+UV_HOME    := $(VENV)/tools/uv-$(UV_VERSION)
+UV         := $(UV_HOME)/bin/uv
 LOCK       := requirements.lock
 LATEST     := .venv-latest
 # uv installs from the package index only; it never downloads a Python of its own.
@@ -19,13 +21,14 @@ $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "raising-sim needs Python >= 3.11; set PYTHON=python3.11 (or newer)")'
 	$(PYTHON) -m venv $(VENV)
 
-$(UV_STAMP): | $(BIN)/python
-	$(BIN)/python -m pip install --quiet 'uv==$(UV_VERSION)'
-	@touch $@
+# A venv made by another tool (uv venv) may have no pip: ensurepip gives it one first.
+$(UV): | $(BIN)/python
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --upgrade >/dev/null
+	$(BIN)/python -m pip install --quiet --target $(UV_HOME) 'uv==$(UV_VERSION)'
 
-# One lock for the project and its test extra; `uv pip sync` makes the venv exactly that (it keeps pip and uv),
+# One lock for the project and its test extra; `uv pip sync` makes the venv exactly that,
 # compiled to bytecode as pip would, so a command does not recompile its libraries at every start.
-$(VENV)/.installed: $(LOCK) pyproject.toml | $(UV_STAMP)
+$(VENV)/.installed: $(LOCK) pyproject.toml | $(UV)
 	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes --compile-bytecode $(LOCK)
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --editable .
 	@touch $@
@@ -62,7 +65,7 @@ check:
 	$(BIN)/pytest
 
 # The suite against the newest versions pyproject.toml allows, in a venv of its own: drift seen on purpose.
-test-latest: | $(UV_STAMP)
+test-latest: | $(UV)
 	rm -rf $(LATEST)
 	$(UV) venv --quiet --python $(BIN)/python $(LATEST)
 	$(UV) pip install --quiet --python $(LATEST)/bin/python --upgrade --compile-bytecode --editable '.[test]'
@@ -71,7 +74,7 @@ test-latest: | $(UV_STAMP)
 
 # Refresh the lock to the newest versions the ranges allow (for every platform and Python >= 3.11),
 # then install it. Run `make test` and commit requirements.lock with the change that needed it.
-lock: | $(UV_STAMP)
+lock: | $(UV)
 	$(UV) pip compile pyproject.toml --extra test --universal --python-version 3.11 --generate-hashes \
 		--upgrade --quiet --custom-compile-command 'make lock' --output-file $(LOCK)
 	@rm -f $(VENV)/.installed
