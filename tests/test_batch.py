@@ -22,11 +22,11 @@ from fakes import AnthropicFake, Fault, Faults, in_character
 from fakes.http11 import Response
 from fakes.server import RecordedRequest
 
-from sim.backends.anthropic import AnthropicProvider
-from sim.backends.batch import BatchProvider
 from sim.backends.cache import ReplyCache, cache_path
 from sim.backends.prices import load_prices
-from sim.backends.provider import (
+from sim.backends.providers.anthropic import AnthropicProvider
+from sim.backends.providers.batch import BatchProvider
+from sim.backends.providers.common import (
     AuthError,
     Completion,
     Message,

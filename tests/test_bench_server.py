@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import pytest
 from conftest import REPO
 
-from sim.backends.anthropic import AnthropicProvider
-from sim.backends.provider import Completion, Message, ModelCall
+from sim.backends.providers.anthropic import AnthropicProvider
+from sim.backends.providers.common import Completion, Message, ModelCall
 
 LATENCY = 0.3
 

@@ -20,7 +20,7 @@ import pytest
 
 from sim.backends.cache import SCHEMA_VERSION, ReplyCache, cache_path
 from sim.backends.prices import PriceTable, load_prices
-from sim.backends.provider import Completion, Message, ModelCall
+from sim.backends.providers.common import Completion, Message, ModelCall
 from sim.errors import ConfigError
 from sim.store.db import StoreError
 
@@ -74,7 +74,7 @@ def test_a_put_survives_a_process_killed_right_after_it() -> None:
         import os, sys
         from pathlib import Path
         from sim.backends.cache import ReplyCache
-        from sim.backends.provider import Completion, Message, ModelCall
+        from sim.backends.providers.common import Completion, Message, ModelCall
 
         cache = ReplyCache(Path(sys.argv[1]))
         cache.put("k1", "anthropic", "m", Completion("paid for", input_tokens=7, request_id="req_1"))

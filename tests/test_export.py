@@ -353,7 +353,7 @@ def test_nothing_is_written_outside_out_whatever_the_ids_contain(corpus: Path, t
 def test_an_interrupted_export_leaves_no_shard_under_a_final_name(
     corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sim.export import shards
+    from sim.corpus.export import shards
 
     real = shards.write
     calls: list[str] = []
@@ -463,11 +463,11 @@ def test_a_damaged_database_is_reported_by_connect(corpus: Path) -> None:
 def test_running_out_of_memory_is_one_line_and_keeps_the_previous_export(
     corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sim.export
+    import sim.corpus.export
 
     ok(sim_export(corpus, "--out", "out", "--format", "parquet"))
     before = digests(Path("out"))
-    monkeypatch.setattr(sim.export, "EXPORT_MEMORY", "1MB")  # DuckDB cannot even start a query in this
+    monkeypatch.setattr(sim.corpus.export, "EXPORT_MEMORY", "1MB")  # DuckDB cannot even start a query in this
     result = sim_export(corpus, "--out", "out", "--format", "parquet", "--shard-size", "7", "--overwrite")
     assert result.exit_code == 1
     assert re.fullmatch(
@@ -482,7 +482,7 @@ def test_running_out_of_memory_is_one_line_and_keeps_the_previous_export(
 def test_shards_larger_than_a_batch_are_written_batch_by_batch_in_order(
     corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sim.export import shards
+    from sim.corpus.export import shards
 
     ok(sim_export(corpus, "--out", "whole", "--format", "jsonl", "--shard-size", "30"))
     monkeypatch.setattr(shards, "BATCH", 7)
@@ -502,7 +502,7 @@ def test_shards_larger_than_a_batch_are_written_batch_by_batch_in_order(
      "😀👍🏽 x\t\n\r\u3000y", "\u2028a\u2029b", "snake_case_9 can't", "I: Be kind, sprout.\n\nGrandpa: Ok!"],
 )  # fmt: skip
 def test_the_token_estimate_counts_the_matches_of_its_regex(text: str) -> None:
-    from sim.export.query import estimate_sql
+    from sim.corpus.export.query import estimate_sql
 
     con = duckdb.connect()
     pattern = r"[\pL\pM\pN_]+|[^\pL\pM\pN_\s\pZ]"  # the documented regex

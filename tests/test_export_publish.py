@@ -240,13 +240,13 @@ NEW = ("--format", "parquet", "--shard-size", "15", "--overwrite")  # 3 shards
 # The steps of publishing the new export: remove the old manifest, card and 4 shards, rename 3 shards, the card,
 # and last the manifest.
 KILLS = {
-    "while writing a shard": ("sim.export.shards", "write", 2),
-    "before withdrawing the old export": ("sim.export.publish", "_remove", 1),
-    "after withdrawing the old manifest": ("sim.export.publish", "_remove", 2),
-    "before renaming any shard": ("sim.export.publish", "_rename", 1),
-    "after renaming one shard": ("sim.export.publish", "_rename", 2),
-    "before renaming the card": ("sim.export.publish", "_rename", 4),
-    "before renaming the manifest": ("sim.export.publish", "_rename", 5),
+    "while writing a shard": ("sim.corpus.export.shards", "write", 2),
+    "before withdrawing the old export": ("sim.corpus.export.publish", "_remove", 1),
+    "after withdrawing the old manifest": ("sim.corpus.export.publish", "_remove", 2),
+    "before renaming any shard": ("sim.corpus.export.publish", "_rename", 1),
+    "after renaming one shard": ("sim.corpus.export.publish", "_rename", 2),
+    "before renaming the card": ("sim.corpus.export.publish", "_rename", 4),
+    "before renaming the manifest": ("sim.corpus.export.publish", "_rename", 5),
 }
 
 
@@ -303,7 +303,7 @@ def test_a_kill_while_publishing_never_shows_a_manifest_of_missing_shards_and_th
 def test_a_fault_while_publishing_says_the_export_is_unfinished_and_the_next_run_finishes(
     corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sim.export import publish
+    from sim.corpus.export import publish
 
     ok(sim_export(corpus, "--out", "ref", *NEW))
     ok(sim_export(corpus, "--out", "out", *OLD))

@@ -256,10 +256,10 @@ def _fill(directory: Path) -> None:
 def test_a_run_whose_end_cannot_be_written_leaves_it_in_the_lock_file_for_the_next_run(
     shipped_world: Path, tmpfs: Callable[[str, str], Path]
 ) -> None:
-    from sim.paths import WorldPaths
-    from sim.runner import RunOptions, run
+    from sim.run.loop import RunOptions, run
     from sim.store.db import StoreError
-    from sim.world import load_world
+    from sim.world.load import load_world
+    from sim.world.paths import WorldPaths
 
     full = tmpfs("full", "16m")
     options = RunOptions(db=Path("full/c.duckdb"), learner="sam", variations=40, workers=1)

@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli
 from world_fixtures import MIA, write, write_world
 
-from sim.yaml_limits import MAX_BYTES, MAX_DEPTH, TooDeep, limited_yaml
+from sim.world.yaml_limits import MAX_BYTES, MAX_DEPTH, TooDeep, limited_yaml
 
 SUMMARY = "1 problem in 1 file; nothing was changed"
 TOO_DEEP = "invalid YAML: lists and mappings nested more than 32 levels deep (use fewer levels)"

@@ -18,9 +18,9 @@ from ruamel.yaml import YAML
 from world_fixtures import MIA, PACK, write, write_world
 
 from sim.errors import ConfigError
-from sim.personas import load_persona
-from sim.scenarios import load_pack
-from sim.stages import load_stages
+from sim.world.personas import load_persona
+from sim.world.scenarios import load_pack
+from sim.world.stages import load_stages
 
 pytestmark = pytest.mark.filterwarnings("ignore::ruamel.yaml.error.ReusedAnchorWarning")
 FUZZ = settings(

@@ -17,8 +17,8 @@ from conftest import run_cli
 from fakes import AnthropicFake, Fault, Faults, OpenAIFake, in_character, last_user_text
 
 from sim.backends.prices import load_prices
-from sim.backends.provider import Completion
-from sim.scheduler import YOUNG_GC_THRESHOLD
+from sim.backends.providers.common import Completion
+from sim.run.lines import YOUNG_GC_THRESHOLD
 
 pytest_plugins = ["fakes.plugin"]
 

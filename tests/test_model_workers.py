@@ -27,9 +27,9 @@ from fakes import AnthropicFake, Fault, Faults, in_character
 
 from sim.backends import ModelOptions
 from sim.cli import INTERRUPTED
-from sim.model_workers import start_context, worker_count
-from sim.runner import RunOptions, run
-from sim.world import WorldPaths, load_world
+from sim.run.loop import RunOptions, run
+from sim.run.pool import start_context, worker_count
+from sim.world.load import WorldPaths, load_world
 
 pytest_plugins = ["fakes.plugin"]
 

@@ -11,12 +11,12 @@ import pytest
 from ruamel.yaml import YAML
 from world_fixtures import MIA, write, write_world
 
-from sim.cast import UNRELATED_WEIGHT, CastSlot, cast_slot, draft_person, matches
 from sim.errors import ConfigError, Problem
-from sim.persona_graph import INVERSE, KIN, build_graph, check_graph, closeness, learners, relations
-from sim.personas import TRAITS, Persona, RelationKind
-from sim.world import World, WorldPaths, load_world
-from sim.yamlio import Document, line_of, parse_yaml
+from sim.world.cast import UNRELATED_WEIGHT, CastSlot, cast_slot, draft_person, matches
+from sim.world.load import World, WorldPaths, load_world
+from sim.world.persona_graph import INVERSE, KIN, build_graph, check_graph, closeness, learners, relations
+from sim.world.personas import TRAITS, Persona, RelationKind
+from sim.world.yamlio import Document, line_of, parse_yaml
 
 
 def person(pid: str, role: str, *rels: tuple[str, str, float], **fields: Any) -> Persona:

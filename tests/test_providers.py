@@ -20,11 +20,9 @@ from fakes.anthropic_server import error as anthropic_error
 from fakes.http11 import Response
 from fakes.openai_server import error as openai_error
 
-from sim.backends.anthropic import AnthropicProvider
-from sim.backends.anthropic import to_completion as anthropic_completion
-from sim.backends.openai_compat import NO_KEY, OpenAICompatibleProvider
-from sim.backends.openai_compat import to_completion as openai_completion
-from sim.backends.provider import (
+from sim.backends.providers.anthropic import AnthropicProvider
+from sim.backends.providers.anthropic import to_completion as anthropic_completion
+from sim.backends.providers.common import (
     AuthError,
     Completion,
     Message,
@@ -34,6 +32,8 @@ from sim.backends.provider import (
     RejectedError,
     TransientError,
 )
+from sim.backends.providers.openai_compat import NO_KEY, OpenAICompatibleProvider
+from sim.backends.providers.openai_compat import to_completion as openai_completion
 from sim.errors import UsageError
 
 pytest_plugins = ["fakes.plugin"]

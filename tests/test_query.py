@@ -231,7 +231,7 @@ def test_the_sandbox_is_on_and_settings_cannot_change(corpus: Path, target: Path
     "SELECT * FROM enable_profiling(format='json', save_location='{t}/profile.json')",
 ])
 def test_the_sandbox_holds_without_the_statement_check(corpus: Path, target: Path, sql: str) -> None:
-    from sim.query import sandbox
+    from sim.corpus.query import sandbox
 
     state = corpus_state(corpus)
     with sandbox(corpus) as con, pytest.raises(duckdb.Error) as refused:

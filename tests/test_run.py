@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 
 from sim.cli import run as run_module
-from sim.engine import build_scene_graph, schedule
-from sim.scenarios import Beat, Scene, Setting
+from sim.engine.graph import build_scene_graph, schedule
 from sim.store.lock import run_lock
+from sim.world.scenarios import Beat, Scene, Setting
 
 TRANSCRIPT = """
     SELECT s.pack, s.scene, s.variation, s.opening, s.reflection,

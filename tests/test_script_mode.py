@@ -23,10 +23,10 @@ from fakes.replies import content_text
 
 from sim.backends import Backend, ModelOptions, Request, Utterance, create
 from sim.backends.script_mode import ScriptMissing, script_schema
-from sim.curriculum import plan
-from sim.engine import SceneRun, build_scene_graph, schedule
-from sim.learner import initial_state
-from sim.world import WorldPaths, load_world
+from sim.engine.graph import SceneRun, build_scene_graph, schedule
+from sim.learner.state import initial_state
+from sim.world.curriculum import plan
+from sim.world.load import WorldPaths, load_world
 
 pytest_plugins = ["fakes.plugin"]
 

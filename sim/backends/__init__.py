@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim.backends.base import Backend, Line, Request, Utterance
-from sim.backends.provider import Provider
+from sim.backends.providers.common import Provider
 
 if TYPE_CHECKING:
     from sim.backends.cache import ReplyCache
@@ -92,12 +92,12 @@ def _model_backend(
 
 def _provider(name: str, options: ModelOptions, environ: Mapping[str, str]) -> Provider:
     if name == "anthropic":
-        from sim.backends.anthropic import AnthropicProvider
+        from sim.backends.providers.anthropic import AnthropicProvider
 
         return AnthropicProvider.from_env(environ, timeout=options.timeout, max_retries=options.max_retries)
     if options.batch:
         raise UsageError("--batch needs --backend anthropic (Message Batches are an Anthropic API)")
-    from sim.backends.openai_compat import OpenAICompatibleProvider
+    from sim.backends.providers.openai_compat import OpenAICompatibleProvider
 
     return OpenAICompatibleProvider.from_env(
         environ, base_url=options.base_url, timeout=options.timeout, max_retries=options.max_retries
@@ -105,9 +105,9 @@ def _provider(name: str, options: ModelOptions, environ: Mapping[str, str]) -> P
 
 
 def _batched(provider: Provider, cache: ReplyCache, environ: Mapping[str, str]) -> Provider:
-    """`provider` sending its calls through Message Batches (`sim.backends.batch`), with the same reply cache."""
-    from sim.backends.anthropic import AnthropicProvider
-    from sim.backends.batch import BatchProvider
+    """`provider` sending its calls through Message Batches (`providers.batch`), with the same reply cache."""
+    from sim.backends.providers.anthropic import AnthropicProvider
+    from sim.backends.providers.batch import BatchProvider
 
     if not isinstance(provider, AnthropicProvider):
         raise UsageError("--batch needs --backend anthropic (Message Batches are an Anthropic API)")

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:  # types of the request's fields only: `sim.backends` names backends without loading the models
-    from sim.learner import LearnerState, Memory
-    from sim.personas import Persona
-    from sim.scenarios import Beat, Scene
-    from sim.stages import Stage
+    from sim.learner.state import LearnerState, Memory
+    from sim.world.personas import Persona
+    from sim.world.scenarios import Beat, Scene
+    from sim.world.stages import Stage
 
 UtteranceKind = Literal["opening", "turn", "reflection"]
 

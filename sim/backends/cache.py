@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-from sim.backends.provider import Completion
+from sim.backends.providers.common import Completion
 from sim.store.db import StoreError
 
 BUSY_TIMEOUT_S = 10.0

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sim.backends.prices import PriceTable
-from sim.backends.provider import Completion
-from sim.curriculum import SceneJob
-from sim.stages import StageList
-from sim.turns import schedule
+from sim.backends.providers.common import Completion
+from sim.world.curriculum import SceneJob
+from sim.world.schedule import schedule
+from sim.world.stages import StageList
 
 PREFIX_TOKENS = 900
 """System prompt per call: the speaker's card, the scene, the stage targets and the learner's life."""

@@ -25,9 +25,9 @@ from sim.backends import prompts, targets
 from sim.backends.base import Request, Utterance
 from sim.backends.cache import ReplyCache
 from sim.backends.prices import PriceTable
-from sim.backends.provider import Completion, Message, ModelCall, Provider, ProviderError, SceneStopped
+from sim.backends.providers.common import Completion, Message, ModelCall, Provider, ProviderError, SceneStopped
 from sim.backends.scripted import ScriptedBackend
-from sim.learner import LearnerState
+from sim.learner.state import LearnerState
 
 MAX_TOKENS = {"opening": 300, "reflection": 300, "turn": 400}
 """Output budget per call; learner lines are held to their stage's word limit by `targets`, not here."""

@@ -25,9 +25,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, PrivateAttr, field_validator
 
-from sim.backends.provider import Completion
+from sim.backends.providers.common import Completion
 from sim.errors import Problem
-from sim.yamlio import Document, Spec, load_data_file
+from sim.world.yamlio import Document, Spec, load_data_file
 
 DEFAULT_PRICES = "prices.yaml"
 TOKENS_PER_PRICE = Decimal(1_000_000)

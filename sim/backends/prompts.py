@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sim.backends.base import Line, Request
-from sim.personas import Persona
+from sim.world.personas import Persona
 
 TEMPLATES: dict[str, str] = {
     "speaker": (

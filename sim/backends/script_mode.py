@@ -2,7 +2,7 @@
 
 On a scene's opening request the backend asks the model for the whole scene at once (the opening,
 every scheduled turn, the reflection) as JSON matching `Script`. The outline it sends lists the
-turns `sim.turns.schedule` will ask for, each with the offline scripted backend's line as an
+turns `sim.world.schedule.schedule` will ask for, each with the offline scripted backend's line as an
 example, so a script follows the same beats as a per-turn scene. The engine still runs its nodes;
 its turn and reflection requests are answered from the kept script, so the tables and training
 text are the same as in the per-turn mode.
@@ -28,10 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sim.backends import prompts, targets
 from sim.backends.base import Request, Utterance
 from sim.backends.model import ModelBackend, TargetsMissed, _word_limit
-from sim.backends.provider import Completion, Message, ModelCall, SceneStopped
-from sim.personas import Persona
-from sim.scenarios import LEARNER
-from sim.turns import schedule
+from sim.backends.providers.common import Completion, Message, ModelCall, SceneStopped
+from sim.world.personas import Persona
+from sim.world.scenarios import LEARNER
+from sim.world.schedule import schedule
 
 BASE_TOKENS = 400
 TOKENS_PER_TURN = 120

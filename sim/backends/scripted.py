@@ -14,8 +14,8 @@ import functools
 import random
 
 from sim.backends.base import Request, Utterance
-from sim.personas import Persona
-from sim.placeholders import fill, in_words
+from sim.world.personas import Persona
+from sim.world.placeholders import fill, in_words
 
 FOODS = (
     "pancakes",

@@ -10,9 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 from sim.cli.options import SEED, console, db_option, json_option, print_json, world_options
-from sim.corpus import find_scene, learner_words, model_costs, stage_value_counts, top_people, transcript
-from sim.paths import WorldPaths
+from sim.corpus.reading import find_scene, learner_words, model_costs, stage_value_counts, top_people, transcript
 from sim.store.db import connect
+from sim.world.paths import WorldPaths
 
 SPEAKER_STYLES = {"learner": "bold green", "family": "bold magenta", "teacher": "bold blue", "peer": "bold cyan",
                   "community": "bold yellow"}
@@ -62,7 +62,7 @@ COST_KEYS = ("stage", "calls_paid", "calls_replayed", "calls_failed", "input_tok
 @json_option
 def stats(db: Path, paths: WorldPaths, as_json: bool) -> None:
     """Counts by stage x value, the people who appear most, and learner words per turn against stage targets."""
-    from sim.stages import load_stages
+    from sim.world.stages import load_stages
 
     stage_list = load_stages(paths.stages)
     with connect(db, read_only=True, wait=10.0) as con:

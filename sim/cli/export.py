@@ -9,9 +9,9 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from sim.cli.options import SEED, console, db_option
-from sim.export import FORMATS, ORDERS, STYLES, ExportOptions, ExportResult, export_corpus
-from sim.export.outdir import CARD, MANIFEST
-from sim.export.shards import Shard
+from sim.corpus.export import FORMATS, ORDERS, STYLES, ExportOptions, ExportResult, export_corpus
+from sim.corpus.export.outdir import CARD, MANIFEST
+from sim.corpus.export.shards import Shard
 
 
 @click.command("export")

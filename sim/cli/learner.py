@@ -10,13 +10,13 @@ import click
 
 from sim.cli.options import console, db_option, json_option, print_json, world_options
 from sim.errors import UsageError
-from sim.paths import WorldPaths
-from sim.persona_graph import learners
 from sim.store.db import connect
+from sim.world.paths import WorldPaths
+from sim.world.persona_graph import learners
 
 if TYPE_CHECKING:
-    from sim.learner import LearnerState
-    from sim.personas import Persona
+    from sim.learner.state import LearnerState
+    from sim.world.personas import Persona
 
 
 @click.group()
@@ -33,9 +33,9 @@ def learner() -> None:
 @json_option
 def show(learner_id: str | None, variation: int, n_memories: int, db: Path, paths: WorldPaths, as_json: bool) -> None:
     """Print the learner's current life: stage, age, strongest relationships, memories, values."""
-    from sim.learner import fold, initial_state
+    from sim.learner.state import fold, initial_state
     from sim.store.trajectories import effects_before
-    from sim.world import load_world
+    from sim.world.load import load_world
 
     world = load_world(paths)
     found = learners(world.graph)

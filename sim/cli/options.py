@@ -12,8 +12,8 @@ import click
 from rich.console import Console
 
 from sim.errors import ConfigError, Problem
-from sim.paths import WorldPaths
 from sim.store.db import default_db
+from sim.world.paths import WorldPaths
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,7 +77,7 @@ packs_argument = click.argument("packs", nargs=-1, metavar="[PACK]...")
 
 def pack_dirs(names: tuple[str, ...], paths: WorldPaths) -> list[Path]:
     """The pack directories named on the command line (paths or ids), saying on stderr which names hold no pack."""
-    from sim.scenarios import resolve_packs
+    from sim.world.scenarios import resolve_packs
 
     choice = resolve_packs(names, paths.scenarios)
     if choice.skipped:

@@ -13,12 +13,12 @@ from rich.text import Text
 
 from sim.cli.options import SEED, console, json_option, print_json, print_validation, world_options
 from sim.errors import UsageError
-from sim.paths import WorldPaths
-from sim.persona_graph import learners
+from sim.world.paths import WorldPaths
+from sim.world.persona_graph import learners
 
 if TYPE_CHECKING:
-    from sim.personas import Persona, Role
-    from sim.world import World
+    from sim.world.load import World
+    from sim.world.personas import Persona, Role
 
 
 @click.group()
@@ -31,7 +31,7 @@ def personas() -> None:
 @json_option
 def list_(paths: WorldPaths, as_json: bool) -> None:
     """List every person: id, how the learner knows them, role, kinship and age."""
-    from sim.world import load_world
+    from sim.world.load import load_world
 
     world = load_world(paths)
     if as_json:
@@ -49,7 +49,7 @@ def list_(paths: WorldPaths, as_json: bool) -> None:
 @json_option
 def show(person_id: str, paths: WorldPaths, as_json: bool) -> None:
     """Show one person in full, with the relationships others declared towards them."""
-    from sim.world import load_world
+    from sim.world.load import load_world
 
     world = load_world(paths)
     person = _get(world, person_id)
@@ -84,7 +84,7 @@ def show(person_id: str, paths: WorldPaths, as_json: bool) -> None:
 @json_option
 def validate(paths: WorldPaths, as_json: bool) -> None:
     """Check every persona file and the persona graph; exit 2 listing every problem."""
-    from sim.world import load_world
+    from sim.world.load import load_world
 
     def check() -> dict[str, int]:
         world = load_world(paths)
@@ -117,8 +117,8 @@ def _count(n: int, noun: str) -> str:
 @world_options
 def new(role: Role, seed: int, slot: str | None, learner: str | None, paths: WorldPaths) -> None:
     """Print a valid persona drafted with Faker; save it as personas/<id>.yaml and edit to taste."""
-    from sim.cast import CastSlot, draft_person
-    from sim.world import load_world
+    from sim.world.cast import CastSlot, draft_person
+    from sim.world.load import load_world
 
     world = load_world(paths) if paths.personas.is_dir() else None
     learner_id = learner or _default_learner(world)
@@ -135,8 +135,8 @@ def new(role: Role, seed: int, slot: str | None, learner: str | None, paths: Wor
 @world_options
 def graph(out: Path, paths: WorldPaths) -> None:
     """Draw the persona graph to PNG, SVG or DOT, chosen by the file's extension."""
-    from sim.graph_render import draw
-    from sim.world import load_world
+    from sim.world.graph_render import draw
+    from sim.world.load import load_world
 
     world = load_world(paths)
     draw(world.graph, out)

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from sim.cli.options import console, db_option
-from sim.query import Result, run_query, table_cells, to_csv, to_json, to_markdown
+from sim.corpus.query import Result, run_query, table_cells, to_csv, to_json, to_markdown
 
 
 class QueryCommand(click.Command):

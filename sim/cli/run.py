@@ -15,14 +15,14 @@ from sim.backends import NAMES
 from sim.cli.model_flags import ModelFlags, model_flags
 from sim.cli.options import SEED, console, db_option, pack_dirs, world_options
 from sim.errors import UsageError
-from sim.paths import WorldPaths
-from sim.persona_graph import learners
 from sim.store.db import DEFAULT_DB
+from sim.world.paths import WorldPaths
+from sim.world.persona_graph import learners
 
 if TYPE_CHECKING:
-    from sim.curriculum import SceneJob
-    from sim.runner import RunOptions, RunSummary
-    from sim.world import World
+    from sim.run.loop import RunOptions, RunSummary
+    from sim.world.curriculum import SceneJob
+    from sim.world.load import World
 
 EXIT_FAILED_SCENES = 1
 """Exit status when some scenes failed (they are in scene_failures; running again retries them)."""
@@ -82,8 +82,8 @@ def run_command(
     Running the same command again adds nothing; a run stopped at any point (even killed) completes
     on the next invocation, with nothing lost and nothing duplicated.
     """
-    from sim.runner import RunOptions
-    from sim.world import load_world
+    from sim.run.loop import RunOptions
+    from sim.world.load import load_world
 
     _check_model_flags(backend, model, model_options, workers)
     world = load_world(paths, pack_dirs(packs, paths))
@@ -154,7 +154,7 @@ def _command_line() -> str:
 
 def _run_with_progress(world: World, options: RunOptions) -> RunSummary:
     """Run, with a bar that shows scenes lived out of those planned (known once stored scenes are skipped)."""
-    from sim.runner import run
+    from sim.run.loop import run
 
     with _progress() as bar:
         task = bar.add_task("planning", total=None)
@@ -181,8 +181,8 @@ def _progress() -> Progress:
 
 
 def _dry_run(world: World, options: RunOptions) -> None:
-    from sim.runner import pending
-    from sim.turns import schedule
+    from sim.run.loop import pending
+    from sim.world.schedule import schedule
 
     todo, stored = pending(world, options)
     out = console()

@@ -20,16 +20,16 @@ from sim.cli.options import (
     world_options,
 )
 from sim.errors import UsageError
-from sim.paths import WorldPaths
+from sim.world.paths import WorldPaths
 
 if TYPE_CHECKING:
-    from sim.scenarios import Pack, Scene
-    from sim.world import World
+    from sim.world.load import World
+    from sim.world.scenarios import Pack, Scene
 
 
 def load_packs(paths: WorldPaths, packs: tuple[str, ...]) -> World:
     """Load the named packs (paths or ids), or every pack under the scenarios directory when none is named."""
-    from sim.world import load_world
+    from sim.world.load import load_world
 
     return load_world(paths, pack_dirs(packs, paths) if packs else None, all_packs=not packs)
 
@@ -76,7 +76,7 @@ def list_(packs: tuple[str, ...], paths: WorldPaths, as_json: bool) -> None:
 @json_option
 def show(target: str, paths: WorldPaths, as_json: bool) -> None:
     """Show a pack (PACK) or one scene (PACK/SCENE) in full; PACK is an id or a directory."""
-    from sim.scenarios import split_scene_target
+    from sim.world.scenarios import split_scene_target
 
     pack_name, scene_id = split_scene_target(target, paths.scenarios)
     pack = _load_one(paths, pack_name)
@@ -118,7 +118,7 @@ def _count(n: int, noun: str) -> str:
 
 def _load_one(paths: WorldPaths, name: str) -> Pack:
     """The one pack named on the command line (an id or a directory), checked with the world."""
-    from sim.world import load_world
+    from sim.world.load import load_world
 
     found = pack_dirs((name,), paths)
     if len(found) > 1:

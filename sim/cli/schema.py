@@ -30,10 +30,10 @@ def file_schema(name: str) -> dict[str, Any]:
 
 def models() -> dict[str, type[BaseModel]]:
     """The model behind each kind of file (imported here: `sim --help` loads no model)."""
-    from sim.personas import Persona
-    from sim.scenarios import Pack
-    from sim.stages import StageList
-    from sim.values import ValueList
+    from sim.world.personas import Persona
+    from sim.world.scenarios import Pack
+    from sim.world.stages import StageList
+    from sim.world.values import ValueList
 
     return {"persona": Persona, "pack": Pack, "stages": StageList, "values": ValueList}
 

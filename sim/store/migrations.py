@@ -233,7 +233,7 @@ def m003_stored_dialogue(con: duckdb.DuckDBPyConnection) -> None:
 
     m002 aggregated turns per scene in the view; DuckDB cannot spill an ordered string_agg, so
     exporting a corpus larger than memory failed. The dialogue lines are now rendered once, when a
-    scene is stored (`sim.rendering`), and the view only concatenates a scene's stored parts.
+    scene is stored (`sim.corpus.rendering`), and the view only concatenates a scene's stored parts.
     """
     con.execute("ALTER TABLE scenes ADD COLUMN dialogue VARCHAR")
     con.execute("ALTER TABLE scenes ADD COLUMN learner_words INTEGER")
@@ -268,7 +268,8 @@ def m003_stored_dialogue(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE VIEW training_text AS SELECT * FROM training_text_styled('scripted')")
     _comment_training_text(con)
     _comment(con, "scenes", "One row per lived scene; written atomically with its turns.", {
-        "dialogue": "The dialogue as training text: one `Label: line` per turn, the learner as `I` (sim.rendering).",
+        "dialogue": "The dialogue as training text: one `Label: line` per turn, the learner as `I` "
+                     "(sim.corpus.rendering).",
         "learner_words": "Words the learner said in the scene.",
         "learner_turns": "Turns the learner spoke in the scene.",
     })

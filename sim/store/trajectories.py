@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from sim.learner import LearnerState, SceneEffect
-from sim.personas import Persona
+from sim.learner.state import LearnerState, SceneEffect
 from sim.store.lock import RunEnd
+from sim.world.personas import Persona
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from sim.turns import Turn
+    from sim.world.schedule import Turn
 
 
 @dataclass(frozen=True)
