@@ -55,6 +55,10 @@ class ConfigError(SimError):
         return cls([Problem(display_path(path), line, key_path, message)])
 
 
+class StoreError(SimError):
+    """The database cannot be used as asked."""
+
+
 class UsageError(SimError):
     """A bad command-line argument or combination; exit status 2."""
 

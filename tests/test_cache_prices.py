@@ -21,8 +21,7 @@ import pytest
 from sim.backends.cache import SCHEMA_VERSION, ReplyCache, cache_path
 from sim.backends.prices import PriceTable, load_prices
 from sim.backends.providers.common import Completion, Message, ModelCall
-from sim.errors import ConfigError
-from sim.store.db import StoreError
+from sim.errors import ConfigError, StoreError
 
 CACHE = Path("raising.duckdb.replies.sqlite")
 FULL = Completion(

@@ -48,7 +48,7 @@ def test_readme_table_reference_is_generated_from_the_migrations() -> None:
 def test_read_only_open_of_a_missing_database_says_what_to_do(tmp_path: Path) -> None:
     import pytest
 
-    from sim.store.db import StoreError
+    from sim.errors import StoreError
 
     expected = r"no database at .*missing.duckdb \(run `sim run scenarios/<pack>` first"
     with pytest.raises(StoreError, match=expected), connect(tmp_path / "missing.duckdb", read_only=True):

@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from sim.backends.providers.common import Completion
-from sim.store.db import StoreError
+from sim.errors import StoreError
 
 BUSY_TIMEOUT_S = 10.0
 _INSERT_REPLY = "INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?)"

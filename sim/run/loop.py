@@ -32,12 +32,13 @@ from sim.backends import Backend, ModelOptions, create
 from sim.backends.model import Budget
 from sim.backends.providers.common import AuthError
 from sim.engine.graph import SceneRun, SceneState, build_scene_graph, graph_config
+from sim.errors import StoreError
 from sim.learner.lifeline import LifeLine, record
 from sim.learner.state import LearnerState, SceneEffect, initial_state
 from sim.run import pool as model_workers
 from sim.run.lines import LocalScenes, live_lines
 from sim.run.outcome import failure, outcome, sigterm_interrupts
-from sim.store.db import StoreError, connect
+from sim.store.db import connect
 from sim.store.lock import RunEnd, RunLock, run_lock
 from sim.store.trajectories import (
     FailedScene,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from sim.errors import SimError, display_path, first_line
+from sim.errors import StoreError, display_path, first_line
 from sim.store.migrations import MIGRATIONS
 
 DEFAULT_DB = Path("outputs/raising.duckdb")
@@ -33,10 +33,6 @@ LOCK_WAIT_S = 30.0
 # A writer holds only one batch at a time; without a limit DuckDB keeps every block it touched cached
 # (up to 80% of RAM), so a run's memory would grow with the database instead of staying flat.
 WRITER_MEMORY = "32MB"
-
-
-class StoreError(SimError):
-    """The database cannot be used as asked."""
 
 
 def default_db() -> Path:

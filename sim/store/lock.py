@@ -17,8 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from sim.errors import display_path
-from sim.store.db import StoreError, environment_fault
+from sim.errors import StoreError, display_path
+from sim.store.db import environment_fault
 
 
 @dataclass(frozen=True)

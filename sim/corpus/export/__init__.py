@@ -24,8 +24,8 @@ from sim.corpus.export import card, outdir, publish, query, shards
 from sim.corpus.export.card import Stats
 from sim.corpus.export.query import ORDERS, STYLES
 from sim.corpus.export.shards import FORMATS, SEPARATOR, Shard
-from sim.errors import UsageError, display_path, first_line
-from sim.store.db import StoreError, connect
+from sim.errors import StoreError, UsageError, display_path, first_line
+from sim.store.db import connect
 
 __all__ = ["FORMATS", "ORDERS", "STYLES", "ExportOptions", "ExportResult", "export_corpus"]
 
