@@ -84,7 +84,8 @@ def measure(concurrency: int, variations: int, base_url: str, work: Path, worker
     os.environ.update({"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": base_url})
     sys.path.insert(0, str(REPO))
     from sim.backends import ModelOptions
-    from sim.run.loop import RunOptions, run
+    from sim.run.loop import run
+    from sim.run.options import RunOptions
     from sim.world.load import WorldPaths, load_world
 
     world = load_world(WorldPaths.from_env(), [REPO / "scenarios" / "first-steps"])

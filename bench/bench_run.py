@@ -62,7 +62,8 @@ def bare_loop_turns_per_second(turns_per_scene: int, scenes: int) -> float:
 
 def sim_run(scenes: int, db: Path, workers: int = 1) -> tuple[float, int, int]:
     """Turns per second of the real run loop (graph, backend, DuckDB writes), excluding start-up."""
-    from sim.run.loop import RunOptions, run
+    from sim.run.loop import run
+    from sim.run.options import RunOptions
     from sim.world.load import WorldPaths, load_world
 
     world = load_world(WorldPaths(REPO / "personas", REPO / "scenarios"), PACKS)

@@ -257,7 +257,8 @@ def test_a_run_whose_end_cannot_be_written_leaves_it_in_the_lock_file_for_the_ne
     shipped_world: Path, tmpfs: Callable[[str, str], Path]
 ) -> None:
     from sim.errors import StoreError
-    from sim.run.loop import RunOptions, run
+    from sim.run.loop import run
+    from sim.run.options import RunOptions
     from sim.world.load import load_world
     from sim.world.paths import WorldPaths
 

@@ -20,9 +20,10 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 
 from sim.cli import run as run_module
-from sim.engine.graph import build_scene_graph, schedule
+from sim.engine.graph import build_scene_graph
 from sim.store.lock import run_lock
 from sim.world.scenarios import Beat, Scene, Setting
+from sim.world.schedule import schedule
 
 TRANSCRIPT = """
     SELECT s.pack, s.scene, s.variation, s.opening, s.reflection,

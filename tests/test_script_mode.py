@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import duckdb
@@ -23,10 +24,12 @@ from fakes.replies import content_text
 
 from sim.backends import Backend, ModelOptions, Request, Utterance, create
 from sim.backends.script_mode import ScriptMissing, script_schema
-from sim.engine.graph import SceneRun, build_scene_graph, schedule
+from sim.engine.graph import build_scene_graph
+from sim.engine.state import START_STATE, SceneContext
 from sim.learner.state import initial_state
 from sim.world.curriculum import plan
 from sim.world.load import WorldPaths, load_world
+from sim.world.schedule import schedule
 
 pytest_plugins = ["fakes.plugin"]
 
@@ -313,11 +316,13 @@ def test_the_engine_is_served_from_the_script_and_a_turn_without_one_is_a_bug(fa
     options = ModelOptions(model=MODEL, mode="script")
     environ = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": fake.base_url}
     backend = Recorder(create("anthropic", options=options, db=Path("x.duckdb"), environ=environ))
-    run = SceneRun(job, world, initial_state(world.personas["sam"], world.graph), backend, world.personas["sam"])
+    sam = world.personas["sam"]
+    context = SceneContext(job, world, initial_state(sam, world.graph), backend, sam)
+    state: dict[str, Any] = {}
 
     async def live() -> Utterance:
         try:
-            await build_scene_graph(asynchronous=True).compile().ainvoke({"turn": 0}, context=run)
+            state.update(await build_scene_graph(asynchronous=True).compile().ainvoke(START_STATE, context=context))
             with pytest.raises(ScriptMissing) as caught:
                 await backend.inner.aspeak(backend.requests[1], seed=job.seed)  # the script was dropped
             assert str(caught.value) == f"script mode: turn 0 of scene {job.key} was asked before its opening"
@@ -327,11 +332,12 @@ def test_the_engine_is_served_from_the_script_and_a_turn_without_one_is_a_bug(fa
 
     again = asyncio.run(live())
     backend.close()
+    run = SimpleNamespace(**state)  # the scene, as the graph's final state holds it
     kinds = [r.kind for r in backend.requests]
     assert kinds == ["opening", *["turn"] * len(schedule(job.scene)), "reflection"]
     assert [t.text for t in run.turns] == [t["text"] for t in good_script(fake.requests[0].body)["turns"]]
     assert run.reflection == "Fake reflection."
-    assert [c["purpose"] for c in run.calls] == ["script"]  # the rows ride on the opening only
-    assert len(fake.requests) == 1 and again.calls[0]["source"] == "cache"
+    assert [c.purpose for c in run.calls] == ["script"]  # the rows ride on the opening only
+    assert len(fake.requests) == 1 and again.calls[0].source == "cache"
     with pytest.raises(TypeError):
         backend.inner.speak(backend.requests[0], seed=job.seed)

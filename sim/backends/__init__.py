@@ -1,42 +1,28 @@
-"""Backends that write what people say: the offline `scripted` one, and models behind provider SDKs.
+"""Backends that write what people say: the offline `scripted` one, models behind provider SDKs, and plugins.
 
-Invariant: `create(...)` is the only way the run loop gets a backend, so the wrappers around a model
-(reply cache, stage targets, prices, budget) are applied in one place; provider SDKs are imported
-only when a model backend is created, and the environment is read only then.
+Invariant: `create(...)` is the only way the run loop gets a backend. It looks the name up in the
+registry (`sim.backends.registry`: the built-ins, then the `raising_sim.backends` entry points) and
+calls that backend's factory, so the layers around a model (reply cache, budget, prices) are stacked
+in one place (`sim.backends.builtin.model_backend`); provider SDKs are imported only when a model
+backend is created, and the environment is read only then.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim.backends.base import Backend, Line, Request, Utterance
-from sim.backends.providers.common import Provider
+from sim.backends.options import MODES, ModelOptions, Setup
+from sim.backends.registry import BUILTIN_NAMES, BackendPluginError, get
 
 if TYPE_CHECKING:
-    from sim.backends.cache import ReplyCache
-    from sim.backends.model import Budget
-from sim.errors import UsageError
+    from sim.backends.budget import Budget
 
-NAMES = ("scripted", "anthropic", "openai-compatible")
-MODES = ("turn", "script")
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    """How to reach and pay for a model (ignored by the scripted backend)."""
-
-    model: str | None = None
-    base_url: str | None = None
-    mode: str = "turn"
-    max_cost: float | None = None
-    prices: Path | None = None
-    timeout: float = 60.0
-    max_retries: int = 2
-    batch: bool = False
+NAMES = BUILTIN_NAMES
+"""The built-in backends' names; `sim.backends.registry.names()` adds the third-party ones."""
 
 
 def create(
@@ -54,68 +40,18 @@ def create(
 
     Raises:
         UsageError: an unknown backend, a missing model name, key or URL.
+        BackendPluginError: a third-party backend that cannot be loaded, or makes a backend unlike its entry.
     """
-    if name == "scripted":
-        from sim.backends.scripted import ScriptedBackend
-
-        return ScriptedBackend()
-    if name not in NAMES:
-        raise UsageError(f"unknown backend {name!r} (expected one of: {', '.join(NAMES)})")
-    options = options or ModelOptions()
-    if not options.model:
-        raise UsageError(f"--backend {name} needs --model (the model id, e.g. claude-sonnet-5)")
-    if db is None:
-        raise ValueError("a model backend needs the database path, to keep its reply cache beside it")
-    return _model_backend(name, options, db, os.environ if environ is None else environ, budget)
-
-
-def _model_backend(
-    name: str, options: ModelOptions, db: Path, environ: Mapping[str, str], budget: Budget | None
-) -> Backend:
-    from sim.backends.cache import ReplyCache, cache_path
-    from sim.backends.model import Budget, ModelBackend
-    from sim.backends.prices import load_prices
-
-    prices = load_prices(options.prices)
-    provider = _provider(name, options, environ)
-    db.parent.mkdir(parents=True, exist_ok=True)
-    cache = ReplyCache(cache_path(db))
-    if options.batch:
-        provider = _batched(provider, cache, environ)
-    backend = ModelBackend(provider, options.model or "", cache, prices, budget or Budget(options.max_cost))
-    if options.mode == "script":
-        from sim.backends.script_mode import ScriptModeBackend
-
-        return ScriptModeBackend(backend)
+    info = get(name)
+    setup = Setup(options or ModelOptions(), db, os.environ if environ is None else environ, budget)
+    backend = info.factory(setup)
+    if backend.name != info.name or backend.concurrent != info.concurrent:
+        backend.close()
+        raise BackendPluginError(
+            f"backend {info.name!r} ({info.origin}) made a backend named {backend.name!r} with concurrent="
+            f"{backend.concurrent}, but registered concurrent={info.concurrent}; the two must agree"
+        )
     return backend
-
-
-def _provider(name: str, options: ModelOptions, environ: Mapping[str, str]) -> Provider:
-    if name == "anthropic":
-        from sim.backends.providers.anthropic import AnthropicProvider
-
-        return AnthropicProvider.from_env(environ, timeout=options.timeout, max_retries=options.max_retries)
-    if options.batch:
-        raise UsageError("--batch needs --backend anthropic (Message Batches are an Anthropic API)")
-    from sim.backends.providers.openai_compat import OpenAICompatibleProvider
-
-    return OpenAICompatibleProvider.from_env(
-        environ, base_url=options.base_url, timeout=options.timeout, max_retries=options.max_retries
-    )
-
-
-def _batched(provider: Provider, cache: ReplyCache, environ: Mapping[str, str]) -> Provider:
-    """`provider` sending its calls through Message Batches (`providers.batch`), with the same reply cache."""
-    from sim.backends.providers.anthropic import AnthropicProvider
-    from sim.backends.providers.batch import BatchProvider
-
-    if not isinstance(provider, AnthropicProvider):
-        raise UsageError("--batch needs --backend anthropic (Message Batches are an Anthropic API)")
-    try:
-        return BatchProvider.from_env(provider, cache, environ)
-    except UsageError:
-        cache.close()
-        raise
 
 
 __all__ = ["MODES", "NAMES", "Backend", "Line", "ModelOptions", "Request", "Utterance", "create"]

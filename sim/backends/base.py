@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:  # types of the request's fields only: `sim.backends` names backends without loading the models
     from sim.learner.state import LearnerState, Memory
+    from sim.store.rows import LlmCallRow
     from sim.world.personas import Persona
     from sim.world.scenarios import Beat, Scene
     from sim.world.stages import Stage
@@ -57,7 +58,7 @@ class Utterance:
 
     text: str
     repairs: int = 0
-    calls: tuple[dict[str, Any], ...] = ()  # rows of `llm_calls` (model backends), without ids
+    calls: tuple[LlmCallRow, ...] = ()  # rows of `llm_calls` (model backends), without ids
 
 
 class Backend(Protocol):

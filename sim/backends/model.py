@@ -1,33 +1,30 @@
-"""The model backend: one call per utterance, with the reply cache, targets, prices and budget around it.
+"""The model backend: one call per utterance, through the layers (reply cache, budget, prices) around a provider.
 
 Each utterance is one call: the speaker's cached prefix, the learner's life and the scene so far
 (`sim.backends.prompts`). The offline scripted backend realises the beat first, and its line is
 given to the model as an example of the beat's spirit, so a model scene follows the same outline.
 
 Invariants:
-- A reply is looked up in the durable cache by its request hash before any call, and written to
-  it as soon as it arrives: a command run again, or a scene interrupted at turn 7, replays what was
-  paid for instead of paying again.
-- Every call, paid, replayed or failed, becomes one `llm_calls` row; a failure carries the rows of
-  its unfinished utterance up (`SceneStopped.calls`), so nothing paid for goes unrecorded.
-- The budget is checked before every paid call; concurrent scenes may each finish the call they
-  are in, so a run can pass `--max-cost` by at most one call per scene in flight.
+- Every call goes through the `provider` stack (`sim.backends.layers`): the durable reply cache
+  first, so a command run again, or a scene interrupted at turn 7, replays what was paid for; then the
+  budget, checked before every paid call (a run passes `--max-cost` by at most one call per scene in
+  flight); then the price table.
+- Every call, paid, replayed or failed, becomes one `llm_calls` row (`_row`); a failure carries the
+  rows of its unfinished utterance up (`SceneStopped.calls`), so nothing paid for goes unrecorded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from multiprocessing.sharedctypes import Synchronized
-from typing import Any
 
 from sim.backends import prompts, targets
 from sim.backends.base import Request, Utterance
-from sim.backends.cache import ReplyCache
-from sim.backends.prices import PriceTable
-from sim.backends.providers.common import Completion, Message, ModelCall, Provider, ProviderError, SceneStopped
+from sim.backends.layers import Caller
+from sim.backends.providers.common import Completion, Message, ModelCall, ProviderError, SceneStopped
 from sim.backends.scripted import ScriptedBackend
 from sim.learner.state import LearnerState
+from sim.store.rows import LlmCallRow
 
 MAX_TOKENS = {"opening": 300, "reflection": 300, "turn": 400}
 """Output budget per call; learner lines are held to their stage's word limit by `targets`, not here."""
@@ -35,64 +32,23 @@ KEPT_SYSTEMS = 1024
 """Rendered system blocks kept (a few per scene in flight); all are dropped when this many are kept."""
 
 
-class BudgetSpent(SceneStopped):
-    """`--max-cost` is reached: no more paid calls."""
-
-
 class TargetsMissed(SceneStopped):
     """The model's line missed the stage's targets twice."""
 
 
-class Budget:
-    """What a run may spend: `limit` USD (None = no limit), and what it has spent so far.
-
-    With `shared` (a `multiprocessing` double, e.g. `ctx.Value("d", 0.0)`) the spending is one
-    ledger across the worker processes of a run, updated under its lock, so `--max-cost` holds for
-    the run as a whole.
-    """
-
-    def __init__(self, limit: float | None = None, shared: Synchronized[float] | None = None) -> None:
-        self.limit = limit
-        self._shared = shared
-        self._spent = 0.0
-
-    @property
-    def spent(self) -> float:
-        """USD spent so far (by every process sharing the ledger)."""
-        return self._shared.value if self._shared is not None else self._spent
-
-    def check(self) -> None:
-        """Raise `BudgetSpent` once the limit is reached."""
-        if self.limit is not None and (spent := self.spent) >= self.limit:
-            raise BudgetSpent(f"--max-cost {self.limit:g} USD reached (spent {spent:.4f} USD)")
-
-    def add(self, cost: float | None) -> None:
-        """Count a paid call (one whose model has no price, `cost` None, spends nothing known)."""
-        if cost is None:
-            return
-        if self._shared is not None:
-            with self._shared.get_lock():
-                self._shared.value += cost
-        else:
-            self._spent += cost
-
-
 @dataclass
 class ModelBackend:
-    """Utterances written by a model behind `provider`."""
+    """Utterances written by a model behind `provider`, a provider with its layers around it."""
 
-    provider: Provider
+    provider: Caller
     model: str
-    cache: ReplyCache
-    prices: PriceTable
-    budget: Budget = field(default_factory=Budget)
     concurrent: bool = True
     _examples: ScriptedBackend = field(default_factory=ScriptedBackend)
     _systems: dict[tuple[str, str], tuple[LearnerState, tuple[str, str]]] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
-        """The provider's name: anthropic or openai-compatible."""
+        """The provider's name, which is the backend's: anthropic, openai-compatible or a plugin's."""
         return self.provider.name
 
     def speak(self, request: Request, *, seed: int) -> Utterance:
@@ -104,7 +60,7 @@ class ModelBackend:
         example = self._examples.speak(request, seed=seed).text
         system = self._system(request)
         messages = [Message("user", prompts.user_message(request, example))]
-        rows: list[dict[str, Any]] = []
+        rows: list[LlmCallRow] = []
         repairs = 0
         verdict = targets.Verdict("")
         for attempt in range(2):
@@ -155,26 +111,19 @@ class ModelBackend:
         await self.provider.aclose()
 
     def close(self) -> None:
-        """Close the reply cache."""
-        self.cache.close()
+        """Close the layers' files (the reply cache)."""
+        self.provider.close()
 
-    async def _complete(self, call: ModelCall, request: Request) -> tuple[Completion, dict[str, Any]]:
+    async def _complete(self, call: ModelCall, request: Request) -> tuple[Completion, LlmCallRow]:
+        """The reply to `call` through the layers, with its `llm_calls` row; a failed call's row rides on the error."""
         key = call.key(self.provider.name)
-        hit = self.cache.get(key)
-        if hit is not None:
-            return hit, self._row(call, request, key, hit, source="cache", cost=0.0)
-        self.budget.check()
         try:
-            completion = await self.provider.complete(call)
+            reply = await self.provider.call(call, key)
         except ProviderError as exc:
             failed = Completion("", retries=exc.retries)
             exc.calls.append(self._row(call, request, key, failed, source="api", cost=0.0, error=exc.reason))
             raise
-        self.cache.put(key, self.provider.name, self.model, completion)
-        batch = bool(completion.extra.get("batch"))
-        cost = self.prices.cost(self.model, completion, batch=batch)
-        self.budget.add(cost)
-        return completion, self._row(call, request, key, completion, source="batch" if batch else "api", cost=cost)
+        return reply.completion, self._row(call, request, key, reply.completion, source=reply.source, cost=reply.cost)
 
     def _check(self, request: Request, completion: Completion) -> targets.Verdict:
         speaker = request.speaker or request.learner
@@ -198,28 +147,28 @@ class ModelBackend:
         source: str,
         cost: float | None,
         error: str | None = None,
-    ) -> dict[str, Any]:
-        return {
-            "scene_key": request.scene_key,
-            "stage": request.stage.id,
-            "purpose": call.purpose,
-            "turn_index": request.turn if request.kind == "turn" else None,
-            "backend": self.provider.name,
-            "model": self.model,
-            "request_hash": key,
-            "input_tokens": completion.input_tokens,
-            "output_tokens": completion.output_tokens,
-            "cache_read_tokens": completion.cache_read_tokens,
-            "cache_write_tokens": completion.cache_write_tokens,
-            "latency_ms": completion.latency_ms,
-            "retries": completion.retries,
-            "stop_reason": None if error else f"{completion.stop_reason}:{completion.raw_stop_reason}",
-            "cost_usd": cost,
-            "source": source,
-            "status": "failed" if error else "ok",
-            "error": error,
-            "created_at": datetime.now(UTC).replace(tzinfo=None),
-        }
+    ) -> LlmCallRow:
+        return LlmCallRow(
+            scene_key=request.scene_key,
+            stage=request.stage.id,
+            purpose=call.purpose,
+            turn_index=request.turn if request.kind == "turn" else None,
+            backend=self.provider.name,
+            model=self.model,
+            request_hash=key,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            cache_read_tokens=completion.cache_read_tokens,
+            cache_write_tokens=completion.cache_write_tokens,
+            latency_ms=completion.latency_ms,
+            retries=completion.retries,
+            stop_reason=None if error else f"{completion.stop_reason}:{completion.raw_stop_reason}",
+            cost_usd=cost,
+            source=source,
+            status="failed" if error else "ok",
+            error=error,
+            created_at=datetime.now(UTC).replace(tzinfo=None),
+        )
 
 
 def _word_limit(request: Request) -> int | None:

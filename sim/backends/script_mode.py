@@ -29,6 +29,7 @@ from sim.backends import prompts, targets
 from sim.backends.base import Request, Utterance
 from sim.backends.model import ModelBackend, TargetsMissed, _word_limit
 from sim.backends.providers.common import Completion, Message, ModelCall, SceneStopped
+from sim.store.rows import LlmCallRow
 from sim.world.personas import Persona
 from sim.world.scenarios import LEARNER
 from sim.world.schedule import schedule
@@ -139,7 +140,7 @@ class ScriptModeBackend:
         turns = turn_requests(request)
         system = prompts.script_system_blocks(request)
         messages = [Message("user", self._outline(request, turns, seed))]
-        rows: list[dict[str, Any]] = []
+        rows: list[LlmCallRow] = []
         problem = ""
         for attempt in range(2):
             call = ModelCall(

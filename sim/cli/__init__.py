@@ -59,9 +59,10 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sim.cli import corpus, export, learner, personas, query, run, scenarios, schema
+    from sim.cli import backends, corpus, export, learner, personas, query, run, scenarios, schema
 
     cli.add_command(run.run_command)
+    cli.add_command(backends.backends)
     cli.add_command(query.query)
     cli.add_command(corpus.show)
     cli.add_command(corpus.stats)

@@ -1,4 +1,8 @@
-"""`sim show` and `sim stats`: read the corpus as a person would."""
+"""`sim show` and `sim stats`: read the corpus as a person would.
+
+Invariant: both only read, on a read-only connection; the queries are `sim.corpus.reading`'s, this module
+only lays out what they return (as a table, or the same data as `--json`).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""`sim export`: write the corpus as training shards with a dataset card, for any training stack."""
+"""`sim export`: write the corpus as training shards with a dataset card, for any training stack.
+
+Invariant: the command parses options and shows progress only; what is written, where and how safely is
+decided by `sim.corpus.export`, so the same options give the same files from the CLI or from Python.
+"""
 
 from __future__ import annotations
 

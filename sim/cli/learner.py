@@ -1,4 +1,8 @@
-"""`sim learner show`: the learner's life as stored: stage, age, bonds, memories and values."""
+"""`sim learner show`: the learner's life as stored: stage, age, bonds, memories and values.
+
+Invariant: read-only; the life shown is the initial state folded with the stored scene effects, by the
+same pure updates a run applies (`sim.learner.state.fold`), so it is what the next scene would see.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The `sim run` options for model backends, as one decorator that hands the command a `ModelFlags`."""
+"""The `sim run` options for model backends, as one decorator that hands the command a `ModelFlags`.
+
+`--backend`'s choices are the registry's (`BackendChoice`), read when the option is used or shown, so
+`sim --help` reads no package metadata and `--backend scripted` imports no third-party backend.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,31 @@ from typing import Any, TypeVar
 
 import click
 
-from sim.backends import MODES, ModelOptions
+from sim.backends import MODES, ModelOptions, registry
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class BackendChoice(click.Choice[str]):
+    """`--backend NAME`: a built-in backend, or one a package registers (`sim.backends.registry`)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """Every backend's name, read from the registry when asked (third-party names come from package metadata)."""
+        return registry.names()
+
+    @choices.setter
+    def choices(self, value: tuple[str, ...]) -> None:
+        """Ignored: click's `Choice.__init__` sets the choices, but the registry holds them."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """`value` if a backend has that name; a built-in's is accepted without reading package metadata."""
+        if value in registry.BUILTIN_NAMES:
+            return str(value)
+        return super().convert(value, param, ctx)
 
 
 @dataclass(frozen=True)

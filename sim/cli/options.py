@@ -1,4 +1,8 @@
-"""Options shared by several commands, as decorators, and the small helpers that print results."""
+"""Options shared by several commands, as decorators, and the small helpers that print results.
+
+Invariant: an option two commands share is defined once, here, with one default (a shipped file, an
+environment variable, then the command line); importing this module loads no world and opens no database.
+"""
 
 from __future__ import annotations
 

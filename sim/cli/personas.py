@@ -1,4 +1,8 @@
-"""`sim personas`: list, show, validate, draft and draw the people of the learner's world."""
+"""`sim personas`: list, show, validate, draft and draw the people of the learner's world.
+
+Invariant: the YAML files are read, never written: `new` prints a draft for a person to save, and only
+`graph` writes a file, the picture named by `--out`.
+"""
 
 from __future__ import annotations
 

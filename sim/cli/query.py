@@ -1,4 +1,8 @@
-"""`sim query`: read-only SQL over the corpus, as a table, CSV, JSON or Markdown."""
+"""`sim query`: read-only SQL over the corpus, as a table, CSV, JSON or Markdown.
+
+Invariant: this module only formats; what a query may reach is decided by `sim.corpus.query` (a read-only,
+sandboxed connection), and `--help` lists the tables without opening a database (`sim.store.docs`).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from sim.corpus.query import Result, run_query, table_cells, to_csv, to_json, to
 
 
 class QueryCommand(click.Command):
-    """`sim query`, whose help ends with the corpus's tables and views, read from the migrations when asked."""
+    """`sim query`, whose help ends with the corpus's tables and views, as generated from the migrations."""
 
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The docstring, then the tables and views (derived, so the list cannot drift from the schema)."""

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from sim.backends import NAMES
-from sim.cli.model_flags import ModelFlags, model_flags
+from sim.backends import registry
+from sim.cli.model_flags import BackendChoice, ModelFlags, model_flags
 from sim.cli.options import SEED, console, db_option, pack_dirs, world_options
 from sim.errors import UsageError
 from sim.store.db import DEFAULT_DB
@@ -20,7 +20,7 @@ from sim.world.paths import WorldPaths
 from sim.world.persona_graph import learners
 
 if TYPE_CHECKING:
-    from sim.run.loop import RunOptions, RunSummary
+    from sim.run.options import RunOptions, RunSummary
     from sim.world.curriculum import SceneJob
     from sim.world.load import World
 
@@ -44,10 +44,10 @@ EXIT_STOPPED = 3
 )
 @click.option(
     "--backend",
-    type=click.Choice(NAMES),
+    type=BackendChoice(),
     default="scripted",
     show_default=True,
-    help="Who writes the lines: scripted is offline and deterministic.",
+    help="Who writes the lines: scripted is offline and deterministic (all of them: sim backends).",
 )
 @click.option("--model", default=None, help="Model id, for the model backends (e.g. claude-sonnet-5).")
 @model_flags
@@ -82,10 +82,13 @@ def run_command(
     Running the same command again adds nothing; a run stopped at any point (even killed) completes
     on the next invocation, with nothing lost and nothing duplicated.
     """
-    from sim.run.loop import RunOptions
+    from sim.run.loop import warm_up
+    from sim.run.options import RunOptions
     from sim.world.load import load_world
 
     _check_model_flags(backend, model, model_options, workers)
+    if not dry_run:
+        warm_up(backend, workers, variations, batch=model_options.options.batch)
     world = load_world(paths, pack_dirs(packs, paths))
     options = RunOptions(
         db=db,
@@ -109,8 +112,8 @@ def run_command(
 
 
 def _check_model_flags(backend: str, model: str | None, flags: ModelFlags, workers: int) -> None:
-    """Options that only a model backend reads are an error with the offline one, not silently ignored."""
-    if backend != "scripted":
+    """Options that only a model backend reads are an error with an offline one, not silently ignored."""
+    if registry.get(backend).concurrent:
         if flags.options.batch and workers > 1:
             raise UsageError(
                 f"--batch runs in one process (a batch gathers every scene's next call); leave out --workers {workers}"
@@ -123,7 +126,7 @@ def _check_model_flags(backend: str, model: str | None, flags: ModelFlags, worke
     if named:
         raise UsageError(
             f"{', '.join(named)} only apply to a model backend; add --backend anthropic or --backend "
-            "openai-compatible, or leave them out for the offline scripted backend"
+            f"openai-compatible, or leave them out for the offline {backend} backend"
         )
 
 
@@ -188,7 +191,7 @@ def _dry_run(world: World, options: RunOptions) -> None:
     out = console()
     out.print(f"dry run: {len(todo)} scenes to live, {stored} already stored in {options.db}; nothing written",
               markup=False)  # fmt: skip
-    if options.backend != "scripted":
+    if registry.get(options.backend).concurrent:
         _estimate(world, options, todo)
         return
     for stage in world.stages.stages:

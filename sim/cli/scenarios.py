@@ -1,4 +1,8 @@
-"""`sim scenarios`: list, show and validate scenario packs."""
+"""`sim scenarios`: list, show and validate scenario packs.
+
+Invariant: packs are read, never written; a pack is shown or listed only after the whole world it
+belongs to has loaded and checked (`sim.world.load`), so what is shown is what a run would live.
+"""
 
 from __future__ import annotations
 

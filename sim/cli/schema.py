@@ -1,4 +1,8 @@
-"""`sim schema`: JSON Schema of the YAML formats, for editors (yaml-language-server, VS Code)."""
+"""`sim schema`: JSON Schema of the YAML formats, for editors (yaml-language-server, VS Code).
+
+Invariant: the schema is generated from the pydantic models the loader validates with, so an editor and
+`sim ... validate` accept the same files; `KINDS` names them without importing the models (a test checks).
+"""
 
 from __future__ import annotations
 

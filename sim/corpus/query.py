@@ -23,7 +23,8 @@ from typing import Any
 import duckdb
 
 from sim.errors import SimError
-from sim.store.db import connect, environment_fault
+from sim.store.db import connect
+from sim.store.faults import environment_fault
 
 QUERY_LOCK_WAIT_S = 10.0
 # Set on the open connection, in this order: the last locks every setting, itself included, for the

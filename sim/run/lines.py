@@ -1,11 +1,12 @@
-"""Living scenes concurrently with a model backend: many scenes wait on the network at once.
+"""The scheduler every executor shares: which scene may start, the life it may remember, failures and stops.
 
 Life lines (variations) are independent. Within a line, a scene may start once every scene of the
 earlier stages is done and its own follow-on ancestors in its stage are done: exactly the life it
 may remember (`LifeLine.view`), so the corpus does not depend on timing. At most `concurrency`
-scenes are in flight. The schedule is kept here; where a scene is lived is a `Scenes`: this event
-loop (`LocalScenes`), or worker processes (`model_workers`), which are sent the scene and the life
-it may remember and send back its record.
+scenes are in flight, and at most `open_lines` lines are open (their lives held in memory). The
+schedule is kept here; where a scene is lived is the executor's `Scenes` (`sim.run.executor`):
+this process, or a worker process that is sent the scene and the life it may remember and sends
+back its record.
 
 Invariants:
 - A scene either finishes (its record goes to `done`) or fails with one reason (its failure, with
@@ -24,88 +25,41 @@ import asyncio
 import contextlib
 import gc
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
 
-from sim.backends.base import Backend
-from sim.backends.model import BudgetSpent
+from sim.backends.budget import BudgetSpent
 from sim.backends.providers.common import AuthError, SceneStopped
-from sim.engine.graph import SceneRun, build_scene_graph, graph_config
-from sim.learner.lifeline import LifeLine, record
-from sim.learner.state import LearnerState, SceneEffect, initial_state
-from sim.store.trajectories import FailedScene, SceneRecord
+from sim.learner.lifeline import LifeLine
+from sim.learner.state import SceneEffect
+from sim.run.executor import LineTask, Scenes, Sink
+from sim.store.rows import FailedScene, LlmCallRow, SceneFailureRow
 from sim.world.curriculum import SceneJob
 from sim.world.load import World
 
-LineTask = tuple[list[SceneJob], list[str]]
 YOUNG_GC_THRESHOLD = 20_000
 """Collect the youngest generation after this many new container objects (Python's default is 700)."""
 
 
-class Scenes(Protocol):
-    """Where a scene is lived: in this event loop (`LocalScenes`) or in a worker process (`model_workers`)."""
-
-    async def live(self, job: SceneJob, life: LearnerState) -> SceneRecord:
-        """Live `job` remembering `life`; its record.
-
-        Raises:
-            SceneStopped: the scene cannot finish; its `calls` are the ones it paid for.
-        """
-        ...
-
-    async def aclose(self) -> None:
-        """Close the model client(s)."""
-        ...
-
-
-class LocalScenes:
-    """Scenes lived in this process's event loop, through `backend`."""
-
-    def __init__(self, world: World, backend: Backend) -> None:
-        self.world, self.backend = world, backend
-        self.graph = build_scene_graph(asynchronous=True).compile()
-
-    async def live(self, job: SceneJob, life: LearnerState) -> SceneRecord:
-        """Live `job` through the scene graph (see `Scenes.live`)."""
-        learner = self.world.personas[job.learner]
-        run = SceneRun(job=job, world=self.world, life=life, backend=self.backend, learner=learner)
-        try:
-            await self.graph.ainvoke({"turn": 0}, context=run, config=graph_config(job.scene))
-        except SceneStopped as exc:
-            exc.calls[:0] = run.calls
-            raise
-        return record(run)
-
-    async def aclose(self) -> None:
-        """Close the backend's client."""
-        await self.backend.aclose()
-
-
 class _Scheduler:
-    def __init__(
-        self,
-        world: World,
-        scenes: Scenes,
-        concurrency: int,
-        done: Callable[[SceneRecord], None],
-        failed: Callable[[FailedScene], None],
-    ) -> None:
-        self.world, self.scenes = world, scenes
+    def __init__(self, world: World, scenes: Scenes, concurrency: int, open_lines: int, sink: Sink) -> None:
+        self.world, self.scenes, self.sink = world, scenes, sink
         self.gate = asyncio.Semaphore(concurrency)
-        self.done, self.failed = done, failed
+        self.open = asyncio.Semaphore(open_lines)
         self.stopped: SceneStopped | None = None
 
-    async def line(self, jobs: Sequence[SceneJob], stored: Sequence[str]) -> None:
-        learner = self.world.personas[jobs[0].learner]
-        effects = [SceneEffect.model_validate_json(raw) for raw in stored]
-        life = LifeLine(initial_state(learner, self.world.graph, jobs[0].variation), effects)
+    async def line(self, task: LineTask) -> None:
+        async with self.open:
+            if not self.stopped:
+                await self._line(LifeLine.start(self.world, task.jobs, task.stored), task.jobs)
+
+    async def _line(self, life: LifeLine, jobs: Sequence[SceneJob]) -> None:
         lost: dict[str, str] = {}  # ref -> why it was not lived
         for _, stage_jobs in itertools.groupby(jobs, key=lambda j: j.stage_rank):
             batch = list(stage_jobs)
             if lost:
                 for job in batch:  # later scenes would remember a life without the failed one
-                    self.failed(failure(job, _after(lost)))
+                    self.sink.failed(failure(job, _after(lost)))
                 continue
             finished = {job.ref: asyncio.Event() for job in batch}
             await asyncio.gather(*(self.scene(job, life, finished, lost) for job in batch))
@@ -123,7 +77,7 @@ class _Scheduler:
                 return
             if failed_before := {a: lost[a] for a in job.ancestors if a in lost}:
                 lost[job.ref] = _after(failed_before)
-                self.failed(failure(job, lost[job.ref]))
+                self.sink.failed(failure(job, lost[job.ref]))
                 return
             async with self.gate:
                 if not self.stopped:
@@ -139,10 +93,10 @@ class _Scheduler:
                 self.stopped = self.stopped or exc
             else:
                 lost[job.ref] = exc.reason
-            self.failed(failure(job, exc.reason, exc.calls))
+            self.sink.failed(failure(job, exc.reason, exc.calls))
             return
-        life.add(SceneEffect.model_validate_json(rec.scene["effect"]))  # as a resumed line reads it
-        self.done(rec)
+        life.add(SceneEffect.model_validate_json(rec.scene.effect))  # as a resumed line reads it
+        self.sink.done(rec)
 
 
 def _after(lost: dict[str, str]) -> str:
@@ -150,47 +104,31 @@ def _after(lost: dict[str, str]) -> str:
     return f"not lived: {ref} failed earlier in this life line ({reason})"
 
 
-def failure(job: SceneJob, reason: str, calls: Sequence[dict[str, Any]] = ()) -> FailedScene:
+def failure(job: SceneJob, reason: str, calls: Sequence[LlmCallRow] = ()) -> FailedScene:
     """The rows stored for a scene that could not finish (or was not lived because an earlier one failed)."""
-    row: dict[str, Any] = {
-        "scene_key": job.key,
-        "learner": job.learner,
-        "pack": job.pack,
-        "scene": job.scene.id,
-        "variation": job.variation,
-        "stage": job.scene.stage,
-        "reason": reason,
-        "failed_at": datetime.now(UTC).replace(tzinfo=None),
-    }
-    return FailedScene(row, list(calls))
+    row = SceneFailureRow(
+        scene_key=job.key,
+        learner=job.learner,
+        pack=job.pack,
+        scene=job.scene.id,
+        variation=job.variation,
+        stage=job.scene.stage,
+        reason=reason,
+        failed_at=datetime.now(UTC).replace(tzinfo=None),
+    )
+    return FailedScene(row, tuple(calls))
 
 
 async def live_lines(
-    world: World,
-    scenes: Scenes,
-    lines: Sequence[LineTask],
-    concurrency: int,
-    done: Callable[[SceneRecord], None],
-    failed: Callable[[FailedScene], None],
-    flush: Callable[[], None] | None = None,
-    flush_every: float = 2.0,
+    world: World, scenes: Scenes, lines: Sequence[LineTask], concurrency: int, sink: Sink, open_lines: int
 ) -> SceneStopped | None:
-    """Live every line's scenes through `scenes`, `concurrency` at a time; returns what stopped the run, if any.
+    """Live every line's scenes through `scenes`; returns what stopped the run, if anything.
 
-    `flush` (writing finished scenes) runs every `flush_every` seconds in a thread, so the event loop
-    goes on serving replies while the database is written.
+    At most `concurrency` scenes are in flight and `open_lines` lines open; the caller closes `scenes`.
     """
-    scheduler = _Scheduler(world, scenes, concurrency, done, failed)
-    finished = asyncio.Event()
-    flusher = asyncio.create_task(_flush_every(flush, flush_every, finished)) if flush else None
-    try:
-        with steady_collector():
-            await asyncio.gather(*(scheduler.line(jobs, stored) for jobs, stored in lines))
-    finally:
-        finished.set()
-        if flusher:
-            await flusher  # never cancelled mid-write: it sees `finished` and returns after its current flush
-        await scenes.aclose()
+    scheduler = _Scheduler(world, scenes, concurrency, open_lines, sink)
+    with steady_collector():
+        await asyncio.gather(*(scheduler.line(task) for task in lines))
     return scheduler.stopped
 
 
@@ -217,11 +155,3 @@ def steady_collector(young: int = YOUNG_GC_THRESHOLD) -> Iterator[None]:
         gc.set_threshold(*threshold)
         if froze:
             gc.unfreeze()
-
-
-async def _flush_every(flush: Callable[[], None], seconds: float, finished: asyncio.Event) -> None:
-    while not finished.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(finished.wait(), seconds)
-        if not finished.is_set():
-            await asyncio.to_thread(flush)

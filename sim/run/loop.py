@@ -1,125 +1,52 @@
-"""The run loop: plan the curriculum, skip what is stored, live each life line's scenes, write in batches.
+"""The run loop: plan the curriculum, skip what is stored, hand the life lines to an executor, write what comes back.
 
 Invariants:
 - Idempotent: a scene is identified by (learner, pack, scene, variation, seed); stored scenes are
   skipped, so running the same command again adds nothing, and a killed run completes on the next.
 - Deterministic: a scene sees only the life it may remember (`LifeLine.view`), which does not depend
-  on what else runs, in which order, or how many at once.
-- Each variation is a life line of its own: its scenes are lived in curriculum order, and only
-  that line's life is held in memory, so memory stays flat however many scenes a run has.
+  on the executor, on what else runs, in which order, or how many at once.
+- Each variation is a life line of its own, handed to the executor whole (`LineTask`), with the
+  effects earlier runs stored for it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import re
-import threading
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
-from langgraph.graph.state import CompiledStateGraph
-
-from sim.backends import Backend, ModelOptions, create
-from sim.backends.model import Budget
+from sim.backends import Backend, create, registry
 from sim.backends.providers.common import AuthError
-from sim.engine.graph import SceneRun, SceneState, build_scene_graph, graph_config
 from sim.errors import StoreError
-from sim.learner.lifeline import LifeLine, record
-from sim.learner.state import LearnerState, SceneEffect, initial_state
-from sim.run import pool as model_workers
-from sim.run.lines import LocalScenes, live_lines
+from sim.run.executor import Executor, LineTask, worker_count
+from sim.run.options import Progress, RunOptions, RunSummary
 from sim.run.outcome import failure, outcome, sigterm_interrupts
+from sim.run.writer import FLUSH_SECONDS, MODEL_FLUSH_SECONDS, BatchWriter
 from sim.store.db import connect
 from sim.store.lock import RunEnd, RunLock, run_lock
-from sim.store.trajectories import (
-    FailedScene,
-    SceneRecord,
-    done_keys,
-    finish_run,
-    start_run,
-    stored_effects,
-    write_failures,
-    write_scenes,
-)
+from sim.store.rows import FailedScene, RunRow, SceneRecord
+from sim.store.trajectories import done_keys, finish_run, start_run
 from sim.world.curriculum import SceneJob, plan
 from sim.world.load import World
-
-AUTO_WORKERS_MIN_SCENES = 400  # below this, starting worker processes costs more than it saves
-FLUSH_SCENES = 256
-FLUSH_TURNS = 20_000  # long scenes flush sooner, so a batch fits the writer's memory limit
-FLUSH_SECONDS = 2.0
-MODEL_FLUSH_SECONDS = 10.0
-"""A model run flushes less often: what it paid for is durable in the reply cache the moment it arrives, so a
-killed run re-lives at most this much from the cache, for free; opening DuckDB to write costs CPU the calls need."""
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What `sim run` was asked to do."""
-
-    db: Path
-    learner: str
-    seed: int = 0
-    variations: int = 1
-    backend: str = "scripted"
-    stages: tuple[str, ...] = ()
-    workers: int = 1  # 0 = one per core for big runs
-    command: str = "sim run"
-    concurrency: int = 8  # scenes in flight at once with a model backend
-    model_options: ModelOptions = field(default_factory=ModelOptions)
-
-
-@dataclass
-class RunSummary:
-    """What a run did, for the closing summary."""
-
-    run_id: str
-    db: Path
-    planned: int
-    skipped: int
-    scenes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    turns: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    repairs: int = 0
-    seconds: float = 0.0
-    status: str = "running"  # then done, partial, stopped, failed or interrupted (as `runs` records it)
-    failed: dict[str, str] = field(default_factory=dict)  # "pack/scene#variation" -> reason
-    cost: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # stage -> USD paid
-    tokens: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # stage -> tokens paid for
-    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # source (api, cache) -> calls
-    stopped: str | None = None  # why the run stopped early (budget, authentication)
-    workers: int = 1  # processes that lived the scenes
-
-    def count_calls(self, calls: Sequence[dict[str, Any]]) -> None:
-        """Add a scene's model calls to the totals."""
-        for call in calls:
-            self.calls[call["source"]] += 1
-            if call["source"] != "cache":
-                self.cost[call["stage"]] += call["cost_usd"] or 0.0
-                self.tokens[call["stage"]] += sum(
-                    call[k] for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-                )
-
-    @property
-    def done(self) -> int:
-        """Scenes lived in this run."""
-        return sum(self.scenes.values())
-
-
-Progress = Callable[[str, str], None]  # (stage, "pack/scene") of each scene stored
 
 
 def pending(world: World, options: RunOptions) -> tuple[list[SceneJob], int]:
     """The scenes still to live, in curriculum order, and how many are already stored."""
-    jobs = plan(world, options.learner, variations=options.variations, seed=options.seed, stages=options.stages)
+    return _unstored(options, _plan(world, options))
+
+
+def _plan(world: World, options: RunOptions) -> list[SceneJob]:
+    return plan(world, options.learner, variations=options.variations, seed=options.seed, stages=options.stages)
+
+
+def _unstored(options: RunOptions, jobs: list[SceneJob]) -> tuple[list[SceneJob], int]:
     if not options.db.exists():
         return jobs, 0
     with connect(options.db, read_only=True) as con:
@@ -139,32 +66,138 @@ def run(
     or interrupted (Ctrl-C, SIGTERM). Finished scenes are kept in every case.
     """
     with run_lock(options.db) as lock, sigterm_interrupts():
+        jobs = _plan(world, options)
+        _warm_up(options, jobs)
         with connect(options.db):  # creates it, or brings its schema up to date, before planning reads it
             pass
-        todo, skipped = pending(world, options)
+        todo, skipped = _unstored(options, jobs)
         summary = RunSummary(uuid.uuid4().hex[:12], options.db, len(todo), skipped)
         if planned:
             planned(len(todo))
-        processes = _model_workers(options, todo, summary)  # started first: imports while this process prepares
-        budget = Budget(options.model_options.max_cost, shared=processes.ledger if processes else None)
-        backend = create(options.backend, options=options.model_options, db=options.db, budget=budget)
+        executor = choose_executor(world, options, todo)  # a pool's workers start importing now
+        summary.workers = executor.workers
+        backend = create(options.backend, options=options.model_options, db=options.db,
+                         budget=executor.budget(options.model_options.max_cost))  # fmt: skip
         try:
             with connect(options.db) as con:
                 start_run(con, _run_row(summary, world, options, backend), lock.unrecorded)
             lock.recorded()
-            writer = BatchWriter(options.db, summary.run_id)
-            started = time.perf_counter()
-            try:
-                _live(world, options, backend, todo, writer, summary, progress, processes)
-            except BaseException as exc:
-                summary.seconds = time.perf_counter() - started
-                _end(writer, lock, summary, exc)
-                raise
-            summary.seconds = time.perf_counter() - started
-            _end(writer, lock, summary, None)
+            _live(executor, backend, todo, BatchWriter(options.db, summary.run_id), lock, summary, progress)
         finally:
             backend.close()
     return summary
+
+
+def choose_executor(world: World, options: RunOptions, todo: Sequence[SceneJob]) -> Executor:
+    """The executor for `todo`: this process, or a pool of `worker_count` processes."""
+    count = _workers(options, todo)
+    if count > 1:
+        from sim.run.pool import ProcessPool  # each executor imports only what it needs (the pool: no LangGraph)
+
+        return ProcessPool(world, options, todo, count)
+    from sim.run.local import InProcess
+
+    return InProcess(world, options.concurrency)
+
+
+def warm_up(backend: str, workers: int, variations: int, *, batch: bool = False) -> None:
+    """Start the worker processes' fork server now, before the world is loaded, if this run could use workers.
+
+    It could when there is more than one life line (`variations`) and `workers` asks for more than one process,
+    or for auto on a machine with more than one core (see `worker_count`; whether auto does use them is known
+    only once the world is planned). The fork server then imports what a worker needs while this process loads
+    the world; if the run turns out to need no worker, it ends with the run, unused.
+    """
+    if variations < 2 or batch or workers == 1 or (workers == 0 and (os.cpu_count() or 1) < 2):
+        return
+    from sim.run.pool import start_context
+
+    start_context(backend)
+
+
+def _warm_up(options: RunOptions, jobs: Sequence[SceneJob]) -> None:
+    """If the whole plan would use worker processes, start their fork server now, to import while this one prepares.
+
+    A rerun that finds most scenes stored may then use fewer; an idle fork server ends with the run.
+    """
+    if _workers(options, jobs) > 1:
+        from sim.run.pool import start_context
+
+        start_context(options.backend)
+
+
+def _workers(options: RunOptions, jobs: Sequence[SceneJob]) -> int:
+    concurrent = registry.get(options.backend).concurrent
+    lines, batch = len({job.variation for job in jobs}), options.model_options.batch
+    return worker_count(options.workers, options.concurrency if concurrent else None, lines, len(jobs), batch=batch)
+
+
+def _live(
+    executor: Executor,
+    backend: Backend,
+    todo: Sequence[SceneJob],
+    writer: BatchWriter,
+    lock: RunLock,
+    summary: RunSummary,
+    progress: Progress | None,
+) -> None:
+    """Live `todo` through `executor`, then record how the run ended (also when it raised)."""
+    writer.every = MODEL_FLUSH_SECONDS if backend.concurrent else FLUSH_SECONDS
+    started = time.perf_counter()
+    try:
+        lines = _lines(writer, todo)
+        stopped = asyncio.run(_lived(executor, backend, lines, writer, _Tally(writer, summary, progress)))
+        if isinstance(stopped, AuthError):
+            raise stopped
+        summary.stopped = stopped.reason if stopped else None
+    except BaseException as exc:
+        summary.seconds = time.perf_counter() - started
+        _end(writer, lock, summary, exc)
+        raise
+    summary.seconds = time.perf_counter() - started
+    _end(writer, lock, summary, None)
+
+
+def _lines(writer: BatchWriter, todo: Sequence[SceneJob]) -> list[LineTask]:
+    """`todo` as life lines (one per variation), each with the effects earlier runs stored for it."""
+    if not todo:
+        return []
+    stored = writer.stored_effects(todo[0].learner, sorted({j.variation for j in todo}))
+    return [LineTask(tuple(jobs), tuple(stored.pop(v, ()))) for v, jobs in _by_variation(todo)]
+
+
+async def _lived(
+    executor: Executor, backend: Backend, lines: Sequence[LineTask], writer: BatchWriter, tally: _Tally
+) -> Any:
+    async with writer.flushing():
+        return await executor.live(backend, lines, tally)
+
+
+class _Tally:
+    """The run's `Sink`: each scene to the writer, the summary and the progress bar."""
+
+    def __init__(self, writer: BatchWriter, summary: RunSummary, progress: Progress | None) -> None:
+        self.writer, self.summary, self.progress = writer, summary, progress
+
+    def done(self, record: SceneRecord) -> None:
+        """Queue a finished scene and count it."""
+        self.writer.add(record)
+        scene, summary = record.scene, self.summary
+        summary.scenes[scene.stage] += 1
+        summary.turns[scene.stage] += len(record.turns)
+        summary.repairs += scene.repairs
+        summary.count_calls(record.calls)
+        if self.progress:
+            self.progress(scene.stage, f"{scene.pack}/{scene.scene}")
+
+    def failed(self, scene: FailedScene) -> None:
+        """Queue a failed scene and count it (the bar still reaches the planned total)."""
+        self.writer.add_failure(scene)
+        row = scene.failure
+        self.summary.failed[f"{row.pack}/{row.scene}#{row.variation}"] = row.reason
+        self.summary.count_calls(scene.calls)
+        if self.progress:
+            self.progress(row.stage, f"{row.pack}/{row.scene} failed")
 
 
 def _end(writer: BatchWriter, lock: RunLock, summary: RunSummary, raised: BaseException | None) -> None:
@@ -190,125 +223,6 @@ def _end(writer: BatchWriter, lock: RunLock, summary: RunSummary, raised: BaseEx
         raise late
 
 
-def _model_workers(
-    options: RunOptions, todo: Sequence[SceneJob], summary: RunSummary
-) -> model_workers.Processes | None:
-    """Count the processes a model run lives `todo` in (`summary.workers`); with more than one, their handle.
-
-    Their fork server is started now, importing what a worker needs while the run prepares.
-    """
-    if options.backend == "scripted":
-        return None
-    lines, batch = len({job.variation for job in todo}), options.model_options.batch
-    summary.workers = model_workers.worker_count(options.workers, options.concurrency, lines, len(todo), batch=batch)
-    return model_workers.start_processes(options.backend, summary.workers) if summary.workers > 1 else None
-
-
-def _live(
-    world: World,
-    options: RunOptions,
-    backend: Backend,
-    todo: Sequence[SceneJob],
-    writer: BatchWriter,
-    summary: RunSummary,
-    progress: Progress | None,
-    processes: model_workers.Processes | None = None,
-) -> None:
-    stored = writer.stored_effects(options.learner, sorted({j.variation for j in todo}))
-    lines = [(jobs, stored.pop(variation, [])) for variation, jobs in _by_variation(todo)]
-
-    def done(rec: SceneRecord) -> None:
-        writer.add(rec)
-        stage = rec.scene["stage"]
-        summary.scenes[stage] += 1
-        summary.turns[stage] += len(rec.turns)
-        summary.repairs += int(rec.scene["repairs"])
-        summary.count_calls(rec.calls)
-        if progress:
-            progress(stage, f"{rec.scene['pack']}/{rec.scene['scene']}")
-
-    def failed(scene: FailedScene) -> None:
-        writer.add_failure(scene)
-        row = scene.failure
-        summary.failed[f"{row['pack']}/{row['scene']}#{row['variation']}"] = row["reason"]
-        summary.count_calls(scene.calls)
-        if progress:  # a failed scene is done with too, so the bar still reaches the planned total
-            progress(row["stage"], f"{row['pack']}/{row['scene']} failed")
-
-    scenes = sum(len(jobs) for jobs, _ in lines)
-    if backend.concurrent:
-        writer.every, writer.deferred = MODEL_FLUSH_SECONDS, True  # written from a thread, off the event loop
-        if processes:
-            lived = model_workers.live_in_processes(
-                processes, world, options, backend, lines, done, failed, writer.flush, writer.every
-            )
-        else:
-            here = LocalScenes(world, backend)
-            lived = live_lines(world, here, lines, options.concurrency, done, failed, writer.flush, writer.every)
-        stopped = asyncio.run(lived)
-        if isinstance(stopped, AuthError):
-            raise stopped
-        summary.stopped = stopped.reason if stopped else None
-        return
-    summary.workers = worker_count(options.workers, scenes, len(lines))
-    for records in _lived_lines(world, backend, lines, options, summary.workers):
-        for rec in records:
-            done(rec)
-
-
-LineTask = tuple[list[SceneJob], list[str]]
-
-
-def _lived_lines(
-    world: World, backend: Backend, lines: list[LineTask], options: RunOptions, workers: int
-) -> Iterator[list[SceneRecord]]:
-    """Live each life line, in this process or spread over `workers` processes; yields each line's records."""
-    if workers <= 1:
-        graph = build_scene_graph().compile()
-        for jobs, stored in lines:
-            yield from ([rec] for rec in live_line(graph, world, backend, jobs, stored))
-        return
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_worker_init, initargs=(world, options)) as pool:
-        yield from pool.imap_unordered(_worker_line, lines)
-
-
-def worker_count(asked: int, scenes: int, lines: int) -> int:
-    """Processes to use: as asked, or with 0 (auto) one per core once a run is big enough to repay start-up."""
-    if asked == 0:
-        asked = min(os.cpu_count() or 1, 8) if scenes >= AUTO_WORKERS_MIN_SCENES else 1
-    return max(1, min(asked, lines))
-
-
-def live_line(
-    graph: CompiledStateGraph[SceneState, SceneRun, SceneState, SceneState],
-    world: World,
-    backend: Backend,
-    jobs: Sequence[SceneJob],
-    stored: Sequence[str],
-) -> Iterator[SceneRecord]:
-    """Live one life line's scenes in curriculum order, each seeing only the life it may remember."""
-    learner = world.personas[jobs[0].learner]
-    effects = [SceneEffect.model_validate_json(raw) for raw in stored]
-    line = LifeLine(initial_state(learner, world.graph, jobs[0].variation), effects)
-    for job in jobs:
-        scene = live_scene(graph, world, backend, job, line.view(job))
-        line.add(scene.effect)
-        yield record(scene)
-
-
-_WORKER: dict[str, Any] = {}
-
-
-def _worker_init(world: World, options: RunOptions) -> None:
-    _WORKER.update(world=world, graph=build_scene_graph().compile(), backend=create(options.backend))
-
-
-def _worker_line(task: LineTask) -> list[SceneRecord]:
-    jobs, stored = task
-    return list(live_line(_WORKER["graph"], _WORKER["world"], _WORKER["backend"], jobs, stored))
-
-
 def _by_variation(jobs: Sequence[SceneJob]) -> Iterator[tuple[int, list[SceneJob]]]:
     lines: dict[int, list[SceneJob]] = defaultdict(list)
     for job in jobs:
@@ -316,68 +230,9 @@ def _by_variation(jobs: Sequence[SceneJob]) -> Iterator[tuple[int, list[SceneJob
     yield from sorted(lines.items())
 
 
-def live_scene(
-    graph: CompiledStateGraph[SceneState, SceneRun, SceneState, SceneState],
-    world: World,
-    backend: Backend,
-    job: SceneJob,
-    life: LearnerState,
-) -> SceneRun:
-    """Run one scene through the compiled scene graph."""
-    learner = world.personas[job.learner]
-    scene = SceneRun(job=job, world=world, life=life, backend=backend, learner=learner)
-    graph.invoke({"turn": 0}, context=scene, config=graph_config(job.scene))
-    return scene
-
-
-class BatchWriter:
-    """Buffers finished scenes and writes them in batches, opening the database only to write."""
-
-    def __init__(self, db: Path, run_id: str) -> None:
-        self.db, self.run_id = db, run_id
-        self._buffer: list[SceneRecord] = []
-        self._failures: list[FailedScene] = []
-        self._lock = threading.Lock()
-        self.deferred = False  # True: `add` never writes; the caller flushes (from a thread, off the event loop)
-        self.every = FLUSH_SECONDS  # write at least this often (seconds)
-        self._turns = 0
-        self._last = time.monotonic()
-
-    def stored_effects(self, learner: str, variations: list[int]) -> dict[int, list[str]]:
-        """Effects already stored for these life lines (from earlier runs), as JSON kept until needed."""
-        self.flush()
-        with connect(self.db) as con:
-            return stored_effects(con, learner, variations)
-
-    def add(self, scene: SceneRecord) -> None:
-        """Queue a finished scene; write when the batch is full or old enough (unless `deferred`)."""
-        with self._lock:
-            self._buffer.append(scene)
-            self._turns += len(scene.turns)
-        full = len(self._buffer) >= FLUSH_SCENES or self._turns >= FLUSH_TURNS
-        if not self.deferred and (full or time.monotonic() - self._last > self.every):
-            self.flush()
-
-    def add_failure(self, scene: FailedScene) -> None:
-        """Queue a failed scene; it is written with the next batch."""
-        with self._lock:
-            self._failures.append(scene)
-
-    def flush(self) -> None:
-        """Write every queued scene now (safe from another thread while scenes are being added)."""
-        with self._lock:
-            scenes, failures = self._buffer, self._failures
-            self._buffer, self._failures, self._turns = [], [], 0
-        if scenes or failures:
-            with connect(self.db) as con:
-                write_scenes(con, scenes, self.run_id)
-                write_failures(con, failures, self.run_id)
-        self._last = time.monotonic()
-
-
-def _model_args(options: RunOptions) -> dict[str, Any]:
+def _model_args(options: RunOptions, backend: Backend) -> dict[str, Any]:
     """The model options worth keeping with the run (a URL's user and password are not)."""
-    if options.backend == "scripted":
+    if not backend.concurrent:
         return {"model": None}
     model = options.model_options
     url = re.sub(r"//[^/@]*@", "//", model.base_url) if model.base_url else None
@@ -385,24 +240,19 @@ def _model_args(options: RunOptions) -> dict[str, Any]:
             "max_cost": model.max_cost, "batch": model.batch}  # fmt: skip
 
 
-def _run_row(summary: RunSummary, world: World, options: RunOptions, backend: Backend) -> dict[str, Any]:
-    return {
-        "run_id": summary.run_id,
-        "started_at": datetime.now(UTC).replace(tzinfo=None),
-        "status": "running",
-        "command": options.command,
-        "args": {
-            "seed": options.seed,
-            "variations": options.variations,
-            "stages": list(options.stages),
-            "backend": options.backend,
-            **_model_args(options),
-        },
-        "seed": options.seed,
-        "backend": backend.name,
-        "model": backend.model,
-        "learner": options.learner,
-        "packs": [p.id for p in world.packs],
-        "versions": {name: version(name) for name in ("raising-sim", "langgraph", "duckdb", "faker")},
-        "scenes_planned": summary.planned,
-    }
+def _run_row(summary: RunSummary, world: World, options: RunOptions, backend: Backend) -> RunRow:
+    args = {"seed": options.seed, "variations": options.variations, "stages": list(options.stages),
+            "backend": options.backend, **_model_args(options, backend)}  # fmt: skip
+    return RunRow(
+        run_id=summary.run_id,
+        started_at=datetime.now(UTC).replace(tzinfo=None),
+        command=options.command,
+        args=args,
+        seed=options.seed,
+        backend=backend.name,
+        model=backend.model,
+        learner=options.learner,
+        packs=[p.id for p in world.packs],
+        versions={name: version(name) for name in ("raising-sim", "langgraph", "duckdb", "faker")},
+        scenes_planned=summary.planned,
+    )

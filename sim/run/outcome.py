@@ -11,14 +11,11 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from sim.backends.providers.common import SceneStopped
 from sim.errors import SimError, Terminated
-from sim.run.pool import WorkerDied
-
-if TYPE_CHECKING:
-    from sim.run.loop import RunSummary
+from sim.run.executor import WorkerDied
+from sim.run.options import RunSummary
 
 
 def outcome(summary: RunSummary) -> tuple[str, str | None]:

@@ -4,29 +4,30 @@ Invariants:
 - Only one `sim run` writes a database at a time (`sim.store.lock`); a writable `connect` is made under it.
 - A database is created complete or not at all: it is built and migrated as `<db>.creating` beside
   the real path and renamed into place; a `.creating` left by a killed run is removed by the next.
-- Every open brings the schema up to date first (a read-only command takes the run lock to do it),
-  so no command plans or reads against a half-migrated database.
+- Every open brings the schema up to date first (`sim.store.schema`; a read-only command takes the run
+  lock to do it), so no command plans or reads against a half-migrated database, and none opens one made
+  by a newer raising-sim.
 - The DuckDB file itself is opened only for the moment of a read or a batched write, so queries from
   other processes can get in between a run's writes.
-- A full disk, a read-only directory or a damaged file is a one-line `StoreError` (`environment_fault`),
+- A full disk, a read-only directory or a damaged file is a one-line `StoreError` (`sim.store.faults`),
   never a traceback; other DuckDB errors are bugs and keep theirs.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
-from sim.errors import StoreError, display_path, first_line
-from sim.store.migrations import MIGRATIONS
+from sim.errors import StoreError, first_line
+from sim.store.faults import environment_fault, machine_fault
+from sim.store.lock import run_lock
+from sim.store.schema import migrate, pending_migrations
 
 DEFAULT_DB = Path("outputs/raising.duckdb")
 LOCK_WAIT_S = 30.0
@@ -40,35 +41,6 @@ def default_db() -> Path:
     return Path(os.environ.get("SIM_DB") or DEFAULT_DB)
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Apply pending migrations in order; returns how many ran."""
-    con.execute("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)")
-    done = {row[0] for row in con.execute("SELECT id FROM _migrations").fetchall()}
-    ran = 0
-    for number, migration in enumerate(MIGRATIONS, 1):
-        if number in done:
-            continue
-        con.execute("BEGIN")
-        migration(con)
-        con.execute("INSERT INTO _migrations VALUES (?, ?, ?)", [number, migration.__name__, _now()])
-        con.execute("COMMIT")
-        ran += 1
-    return ran
-
-
-def pending_migrations(con: duckdb.DuckDBPyConnection) -> int:
-    """How many migrations a database of sim's lacks; 0 for one without `_migrations`, which is not sim's.
-
-    A reader leaves another program's DuckDB file as it is (what it reads there is its own error);
-    only `sim run` makes a corpus of it.
-    """
-    try:
-        done = {row[0] for row in con.execute("SELECT id FROM _migrations").fetchall()}
-    except duckdb.CatalogException:
-        return 0
-    return sum(number not in done for number in range(1, len(MIGRATIONS) + 1))
-
-
 @contextmanager
 def connect(path: Path, *, read_only: bool = False, wait: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the database at its latest schema, waiting up to `wait` seconds for another process.
@@ -78,7 +50,8 @@ def connect(path: Path, *, read_only: bool = False, wait: float = LOCK_WAIT_S) -
     it first under the run lock. A fault of the machine met while it is open leaves as a one-line StoreError.
 
     Raises:
-        StoreError: no database (read-only), locked too long, damaged, or a full or read-only file system.
+        StoreError: no database (read-only), locked too long, damaged, made by a newer raising-sim, or a full
+            or read-only file system.
     """
     if read_only and not path.exists():
         raise StoreError(f"no database at {path} (run `sim run scenarios/<pack>` first, or pass --db)")
@@ -87,8 +60,8 @@ def connect(path: Path, *, read_only: bool = False, wait: float = LOCK_WAIT_S) -
     con = _open(path, read_only, wait)
     try:
         if not read_only:
-            migrate(con)
-        elif behind := pending_migrations(con):
+            migrate(con, path)
+        elif behind := pending_migrations(con, path):
             con.close()
             _upgrade(path, behind)
             con = _open(path, read_only, wait)
@@ -143,8 +116,6 @@ def fsync_file(path: Path) -> None:
 
 def _upgrade(path: Path, behind: int) -> None:
     """Bring an existing database's schema up to date for a reader, under the run lock."""
-    from sim.store.lock import run_lock  # the lock module builds on this one
-
     try:
         with run_lock(path), connect(path):
             pass
@@ -166,7 +137,7 @@ def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection
             return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
             message = str(exc)
-            if _machine_fault(message) is not None:  # a full disk or a read-only directory, not a bad file
+            if machine_fault(message) is not None:  # a full disk or a read-only directory, not a bad file
                 raise environment_fault(path, exc) or StoreError(_unreadable(path, message)) from None
             if "lock" not in message.lower():
                 raise StoreError(_unreadable(path, message)) from None
@@ -193,62 +164,3 @@ def _unreadable(path: Path, message: str) -> str:
         f"cannot open {path} as a DuckDB database ({first}); if the file is damaged, move it aside "
         "and run again (finished work in it is not touched), or use --db"
     )
-
-
-_FULL = (errno.ENOSPC, errno.EDQUOT)
-_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
-_FULL_TEXT = ("No space left on device", "Disk quota exceeded")
-_NOT_WRITABLE_TEXT = ("Read-only file system", "Permission denied", "Operation not permitted")
-_DAMAGED_TEXT = ("Could not read enough bytes", "Corrupt", "checksum", "not a valid DuckDB database file")
-
-
-def _machine_fault(text: str) -> tuple[str, str] | None:
-    """('full' or 'not writable', the system's words) when DuckDB's message says so, else None."""
-    for kind, words in (("full", _FULL_TEXT), ("not writable", _NOT_WRITABLE_TEXT)):
-        for said in words:
-            if said in text:
-                return kind, said
-    return None
-
-
-def environment_fault(path: Path, exc: BaseException) -> StoreError | None:
-    """The one-line error for a fault of the machine met while using the database `path`, or None for a bug.
-
-    A full disk, a file or directory that cannot be written, a damaged or truncated database, each
-    saying what happened, to which file, and what to do. Shared by every command that opens the corpus.
-    """
-    if isinstance(exc, StoreError):
-        return exc
-    if isinstance(exc, OSError):
-        text = exc.strerror or str(exc)
-        where = display_path(exc.filename) if exc.filename else str(path)
-        kind = "full" if exc.errno in _FULL else "not writable" if exc.errno in _NOT_WRITABLE else "other"
-    elif isinstance(exc, duckdb.Error):
-        text = first_line(exc)
-        named = re.search(r'file "([^"]+)"', text)
-        where = display_path(named.group(1)) if named else str(path)
-        local = isinstance(exc, duckdb.IOException) and not isinstance(exc, duckdb.HTTPException)
-        machine = _machine_fault(text)
-        if machine:
-            kind, text = machine  # the system's words; DuckDB's wrapping repeats the file name
-        else:
-            kind = ("damaged" if local and any(t in text for t in _DAMAGED_TEXT)
-                    else "other" if local or isinstance(exc, duckdb.FatalException) else "bug")  # fmt: skip
-    else:
-        return None
-    return None if kind == "bug" else StoreError(_FAULTS[kind].format(where=where, text=text))
-
-
-_FAULTS = {
-    "full": "disk full: could not write {where} ({text}); free some space and run the same command again "
-    "(scenes already stored are kept)",
-    "not writable": "cannot write {where} ({text}): the file or its directory is read-only; make it writable, "
-    "or use --db to keep the database where you can write",
-    "damaged": "cannot read {where}: the database file is damaged or truncated ({text}); restore it from a copy, "
-    "or move it aside and run again to start a new one (or use --db)",
-    "other": "cannot use {where} ({text}); check the file and its directory, or use --db",
-}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from sim.errors import StoreError, display_path
-from sim.store.db import environment_fault
+from sim.store.faults import environment_fault
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""The DuckDB schema, as numbered migrations: named functions, appended, never edited.
+"""The DuckDB schema, as migrations: named functions, appended with `@migration`, never edited.
 
-Invariant: `MIGRATIONS` is append-only. Each runs once, in order, inside the transaction that
-records it in `_migrations`; the README's table reference is generated from the comments set here.
+Invariant: `MIGRATIONS` is append-only and a name is never reused, since a database records each migration it
+has run by name (`sim.store.schema`); the README's table reference is generated from the comments set here.
 """
 
 from __future__ import annotations
@@ -11,18 +11,24 @@ from collections.abc import Callable
 import duckdb
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(step: Migration) -> Migration:
+    """Append `step` to `MIGRATIONS`: migrations run in the order they are written in this file."""
+    if step.__name__ in {m.__name__ for m in MIGRATIONS}:
+        raise ValueError(f"a second migration named {step.__name__}: a name is a key in _migrations")
+    MIGRATIONS.append(step)
+    return step
 
 
 def _comment(con: duckdb.DuckDBPyConnection, table: str, text: str, columns: dict[str, str]) -> None:
-    con.execute(f"COMMENT ON TABLE {table} IS '{_q(text)}'")
-    for column, doc in columns.items():
-        con.execute(f"COMMENT ON COLUMN {table}.{column} IS '{_q(doc)}'")
+    for target, doc in ((f"TABLE {table}", text), *((f"COLUMN {table}.{c}", d) for c, d in columns.items())):
+        quoted = doc.replace("'", "''")
+        con.execute(f"COMMENT ON {target} IS '{quoted}'")
 
 
-def _q(text: str) -> str:
-    return text.replace("'", "''")
-
-
+@migration
 def m001_trajectories(con: duckdb.DuckDBPyConnection) -> None:
     """Runs, the people in them, scenes, turns and the learner's state after each scene."""
     con.execute("""
@@ -171,6 +177,7 @@ def m001_trajectories(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@migration
 def m002_training_text(con: duckdb.DuckDBPyConnection) -> None:
     """The training text: one row per scene, rendered from the learner's point of view, in curriculum order.
 
@@ -227,7 +234,7 @@ def _comment_training_text(con: duckdb.DuckDBPyConnection) -> None:
     })
 
 
-
+@migration
 def m003_stored_dialogue(con: duckdb.DuckDBPyConnection) -> None:
     """Keep each scene's dialogue with the scene, so training text needs no aggregation over turns.
 
@@ -275,6 +282,7 @@ def m003_stored_dialogue(con: duckdb.DuckDBPyConnection) -> None:
     })
 
 
+@migration
 def m004_scene_records(con: duckdb.DuckDBPyConnection) -> None:
     """Render a scene's text row by row (`scene_text`), and number scenes without holding their text.
 
@@ -314,6 +322,7 @@ def m004_scene_records(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE VIEW training_text AS SELECT * FROM training_text_styled('scripted')")
     _comment_training_text(con)
 
+@migration
 def m005_model_calls(con: duckdb.DuckDBPyConnection) -> None:
     """Every model call with its tokens and cost, and the scenes that failed with their reasons."""
     con.execute("""
@@ -360,6 +369,7 @@ def m005_model_calls(con: duckdb.DuckDBPyConnection) -> None:
     })
 
 
+@migration
 def m006_run_outcomes(con: duckdb.DuckDBPyConnection) -> None:
     """Runs say how they ended, so `runs` tells success from failure.
 
@@ -386,9 +396,3 @@ def m006_run_outcomes(con: duckdb.DuckDBPyConnection) -> None:
         "error": "Why it did not end done, one line; NULL when it did.",
         "scenes_failed": "Scenes it tried and could not finish (in scene_failures; the next run tries them again).",
     })
-
-
-MIGRATIONS: list[Migration] = [
-    m001_trajectories, m002_training_text, m003_stored_dialogue, m004_scene_records, m005_model_calls,
-    m006_run_outcomes,
-]

@@ -11,121 +11,35 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from sim.learner.state import LearnerState, SceneEffect
+from sim.learner.state import SceneEffect
 from sim.store.lock import RunEnd
-from sim.world.personas import Persona
+from sim.store.rows import FailedScene, LlmCallRow, RunRow, SceneRecord, columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-    from sim.world.schedule import Turn
-
-
-@dataclass(frozen=True)
-class SceneRecord:
-    """Everything stored for one finished scene, as plain rows (cheap to send between processes)."""
-
-    scene: dict[str, Any]  # a row of `scenes`, JSON columns already serialised
-    turns: list[tuple[Any, ...]]  # rows of `turns` without scene_key, in TURN_COLUMNS[1:] order
-    people: list[dict[str, Any]]  # rows of `people` without first_run_id
-    state: dict[str, Any]  # a row of `learner_states`
-    calls: list[dict[str, Any]] = field(default_factory=list)  # rows of `llm_calls` without run_id
-
-    @classmethod
-    def build(
-        cls,
-        scene: dict[str, Any],
-        turns: Sequence[Turn],
-        people: Sequence[Persona],
-        state: LearnerState,
-        calls: Sequence[dict[str, Any]] = (),
-    ) -> SceneRecord:
-        """Turn a finished scene's values into rows."""
-        return cls(
-            scene,
-            [tuple(getattr(t, col) for col in TURN_COLUMNS[1:]) for t in turns],
-            [person_row(p) for p in people],
-            {
-                "scene_key": scene["scene_key"],
-                "learner": state.learner,
-                "variation": state.variation,
-                "stage": state.stage,
-                "age": state.age,
-                "state": state.model_dump_json(),
-            },
-            list(calls),
-        )
-
-
-@dataclass(frozen=True)
-class FailedScene:
-    """A scene that could not be finished: why, and the calls it made (they were paid for)."""
-
-    failure: dict[str, Any]  # a row of `scene_failures` without run_id
-    calls: list[dict[str, Any]]  # rows of `llm_calls` without run_id
-
-
-def person_row(p: Persona) -> dict[str, Any]:
-    """A row of `people` (without the run that first met them)."""
-    return {
-        "person_id": p.id,
-        "name": p.name,
-        "known_as": p.known_as,
-        "role": p.role,
-        "kinship": p.kinship,
-        "generated": p.generated,
-        "persona": p.model_dump_json(by_alias=True),
-    }
-
-
-TURN_COLUMNS = (
-    "scene_key",
-    "turn_index",
-    "speaker_id",
-    "speaker_label",
-    "role",
-    "addressee_id",
-    "text",
-    "beat",
-    "exchange",
-    "intent",
-    "repairs",
-    "latency_ms",
-)
 
 
 def write_scenes(con: duckdb.DuckDBPyConnection, records: Sequence[SceneRecord], run_id: str) -> None:
     """Write finished scenes atomically (one transaction for the batch; a scene is never split)."""
     if not records:
         return
-    import pyarrow as pa
-
-    columns = list(zip(*(row for r in records for row in r.turns), strict=True))
-    turns = pa.table(
-        {
-            "scene_key": [r.scene["scene_key"] for r in records for _ in r.turns],
-            **{name: list(values) for name, values in zip(TURN_COLUMNS[1:], columns, strict=True)},
-        }
-    )
     tables = {
-        "scenes": pa.Table.from_pylist([{**r.scene, "run_id": run_id} for r in records]),
-        "turns": turns,
-        "learner_states": pa.Table.from_pylist([r.state for r in records]),
+        "scenes": _table([r.scene for r in records], run_id=run_id),
+        "turns": _table([t for r in records for t in r.turns]),
+        "learner_states": _table([r.state for r in records]),
     }
-    calls = _call_rows(((r.scene["scene_key"], r.calls) for r in records), run_id)
-    if calls:
-        tables["llm_calls"] = pa.Table.from_pylist(calls)
-    people = {p["person_id"]: {**p, "first_run_id": run_id} for r in records for p in r.people}
+    if any(r.calls for r in records):
+        tables["llm_calls"] = _calls_table([(r.scene.scene_key, r.calls) for r in records], run_id)
+    people = list({p.person_id: p for r in records for p in r.people}.values())
     con.execute("BEGIN")
     try:
         for name, table in tables.items():
             _insert(con, name, table)
-        _insert(con, "people", pa.Table.from_pylist(list(people.values())), ignore_existing=True)
+        _insert(con, "people", _table(people, first_run_id=run_id), ignore_existing=True)
         con.execute("UPDATE runs SET scenes_done = scenes_done + ? WHERE run_id = ?", [len(records), run_id])
         con.execute("COMMIT")
     except BaseException:
@@ -137,15 +51,11 @@ def write_failures(con: duckdb.DuckDBPyConnection, failures: Sequence[FailedScen
     """Record scenes that failed, with the calls they made, in one transaction."""
     if not failures:
         return
-    import pyarrow as pa
-
-    calls = _call_rows(((f.failure["scene_key"], f.calls) for f in failures), run_id)
     con.execute("BEGIN")
     try:
-        _insert(con, "scene_failures", pa.Table.from_pylist([{**f.failure, "run_id": run_id} for f in failures]),
-                ignore_existing=True)  # fmt: skip
-        if calls:
-            _insert(con, "llm_calls", pa.Table.from_pylist(calls))
+        _insert(con, "scene_failures", _table([f.failure for f in failures], run_id=run_id), ignore_existing=True)
+        if any(f.calls for f in failures):
+            _insert(con, "llm_calls", _calls_table([(f.failure.scene_key, f.calls) for f in failures], run_id))
         con.execute("UPDATE runs SET scenes_failed = scenes_failed + ? WHERE run_id = ?", [len(failures), run_id])
         con.execute("COMMIT")
     except BaseException:
@@ -153,19 +63,32 @@ def write_failures(con: duckdb.DuckDBPyConnection, failures: Sequence[FailedScen
         raise
 
 
+def _table(rows: Sequence[Any], **filled: object) -> pa.Table:
+    """Rows of one class as an Arrow table, column by column.
+
+    A `filled` column is given whole (a list) or holds one value for every row (anything else).
+    """
+    import pyarrow as pa
+
+    def column(name: str) -> list[Any]:
+        if name not in filled:
+            return [getattr(row, name) for row in rows]
+        value = filled[name]
+        return value if isinstance(value, list) else [value] * len(rows)
+
+    return pa.table({name: column(name) for name in columns(type(rows[0]))})
+
+
+def _calls_table(scenes: Sequence[tuple[str, Sequence[LlmCallRow]]], run_id: str) -> pa.Table:
+    """`llm_calls` rows with their ids: run, scene and the call's number in the scene."""
+    ids = [f"{run_id}:{key}:{i}" for key, calls in scenes for i in range(len(calls))]
+    return _table([c for _, calls in scenes for c in calls], run_id=run_id, call_id=ids)
+
+
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     """Roll back, if there is still a transaction: a COMMIT that failed (a full disk) has already ended it."""
     with contextlib.suppress(duckdb.TransactionException):
         con.execute("ROLLBACK")
-
-
-def _call_rows(scenes: Iterable[tuple[str, list[dict[str, Any]]]], run_id: str) -> list[dict[str, Any]]:
-    """`llm_calls` rows with their ids: run, scene and the call's number in the scene."""
-    return [
-        {**call, "run_id": run_id, "call_id": f"{run_id}:{key}:{i}"}
-        for key, calls in scenes
-        for i, call in enumerate(calls)
-    ]
 
 
 def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, *, ignore_existing: bool = False) -> None:
@@ -220,7 +143,7 @@ def stored_effects(con: duckdb.DuckDBPyConnection, learner: str, variations: lis
     return out
 
 
-def start_run(con: duckdb.DuckDBPyConnection, row: dict[str, Any], ended: Sequence[RunEnd] = ()) -> None:
+def start_run(con: duckdb.DuckDBPyConnection, row: RunRow, ended: Sequence[RunEnd] = ()) -> None:
     """Record a run as started, after closing the rows of earlier runs left 'running'.
 
     The caller holds the run lock, so no other run is live: a 'running' row is a run that could not
@@ -233,10 +156,11 @@ def start_run(con: duckdb.DuckDBPyConnection, row: dict[str, Any], ended: Sequen
         "UPDATE runs SET status = 'interrupted', error = 'the process was killed before it could record how the "
         "run ended (kill -9, a crash or a power cut)' WHERE status = 'running'"
     )
-    columns = ", ".join(row)
+    names = columns(RunRow)
+    values = [getattr(row, name) for name in names]
     con.execute(
-        f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' * len(row))})",
-        [json.dumps(v) if isinstance(v, dict) else v for v in row.values()],
+        f"INSERT INTO runs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+        [json.dumps(v) if isinstance(v, dict) else v for v in values],
     )
 
 

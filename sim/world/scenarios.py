@@ -1,7 +1,8 @@
 """Scenario packs: `scenarios/<pack>/pack.yaml` holds a pack's metadata and its scenes, in order.
 
 Invariant: a scene's place in its pack is its index in `scenes:`; the curriculum reads that order.
-Cross-file checks (stages, values, slots, placeholders, follow-on links) live in `sim.world.load`.
+Cross-file checks (stages, values, slots, placeholders, follow-on links) live in `sim.world.checks`,
+run by `sim.world.load`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""A scene's turns: the schedule its beats expand into, and a spoken turn as stored.
+"""A scene's turns: the schedule its beats expand into (a spoken turn is stored as `sim.store.rows.TurnRow`).
 
-Invariant: the schedule is a pure function of the scene, so the run loop, the cost estimate and script
-mode all ask for the same turns. Nothing here needs the scene graph (`sim.engine.graph`) that speaks them.
+Invariant: the schedule is a pure function of the scene, so the engine, the cost estimate and script
+mode all ask for the same turns. Nothing here needs the scene graph (`sim.engine`) that speaks them.
 """
 
 from __future__ import annotations
@@ -19,23 +19,6 @@ class Slot:
     exchange: int
     speaker: str  # a cast slot or "learner"
     to: str
-
-
-@dataclass(frozen=True)
-class Turn:
-    """A spoken line, as stored."""
-
-    turn_index: int
-    speaker_id: str
-    speaker_label: str
-    role: str
-    addressee_id: str
-    text: str
-    beat: int
-    exchange: int
-    intent: str
-    repairs: int
-    latency_ms: float
 
 
 def schedule(scene: Scene) -> list[Slot]:

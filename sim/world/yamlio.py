@@ -5,6 +5,9 @@ ruamel.yaml's round-trip loader keeps the line of every key and item, so a pydan
 rewritten from pydantic's and ruamel's wording into "what is wrong (what was expected)", and every
 problem is one line: keys and values that hold control characters are shown escaped. A file too large
 or nested too deeply is refused before or while it is read (`sim.world.yaml_limits`), never after.
+
+Invariant: every world file a person writes is read through here, so each is limited the same way and
+each problem names file, line and key path.
 """
 
 from __future__ import annotations

@@ -5,41 +5,22 @@ parameters (current models reject them) and asks for structured output with `out
 call has a schema. The reply is read by block type, so thinking blocks never leak into the text.
 
 Invariants:
-- The SDK retries what it knows to be transient (429, 5xx, 529, timeouts, connections dropped before
-  the body was read), honouring retry-after. This module retries only a 200 whose body cannot be read
-  as a `Message`, which the SDK hands back without retrying, and only within what is left of the same
-  `max_retries` budget: a call never makes more than `max_retries + 1` attempts.
-- Nothing but a `ProviderError` leaves `complete()`, its message one line passed through `redact`;
-  the API key is never logged or put in a message.
+- This module builds the request and reads the reply, nothing more: the call loop, its retries (the
+  SDK's, plus a malformed body's within the same `max_retries`) and the mapping of every failure to a
+  `ProviderError` are `providers.loop`'s, shared with the OpenAI-compatible provider.
+- The API key is never logged or put in a message.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 import anthropic
 from anthropic import types as api
 
-from sim.backends.providers.common import (
-    DETAIL_CHARS,
-    Completion,
-    Message,
-    ModelCall,
-    ProviderError,
-    StopReason,
-    TransientError,
-    connection_detail,
-    elapsed_ms,
-    malformed_detail,
-    provider_error,
-    sdk_retries,
-    status_error,
-    usage_tokens,
-)
+from sim.backends.providers.common import DETAIL_CHARS, Completion, Message, ModelCall, StopReason, usage_tokens
+from sim.backends.providers.loop import MALFORMED, Attempt, SdkErrors, SdkProvider
 from sim.errors import UsageError
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -53,14 +34,22 @@ _STOP_REASONS: dict[str, StopReason] = {
     "max_tokens": "max_tokens",
     "refusal": "refusal",
 }
-# a 200 whose body is not a readable Message (the SDK's validation error included)
-_MALFORMED = (ValueError, TypeError, AttributeError, KeyError, anthropic.APIResponseValidationError)
 
 
-class AnthropicProvider:
+class AnthropicProvider(SdkProvider):
     """`Provider` over `anthropic.AsyncAnthropic` (Messages API, non-streaming)."""
 
     name = "anthropic"
+    reply_kind = "a message"
+    failed = "{api} call failed ({detail})"
+    errors = SdkErrors(
+        base=anthropic.AnthropicError,
+        status=anthropic.APIStatusError,
+        timeout=anthropic.APITimeoutError,
+        connection=anthropic.APIConnectionError,
+        # a 200 whose body is not a readable Message (the SDK's validation error included)
+        malformed=(*MALFORMED, anthropic.APIResponseValidationError),
+    )
 
     def __init__(
         self,
@@ -81,9 +70,7 @@ class AnthropicProvider:
             tracing: Let the SDK make its OpenTelemetry spans (configured by its environment variables).
                 Off, the SDK skips them: starting even a span nobody records costs CPU on every call.
         """
-        self._api_key = api_key
-        self._timeout = timeout
-        self._max_retries = max_retries
+        super().__init__(api=API, api_key=api_key, timeout=timeout, max_retries=max_retries)
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key,
             base_url=base_url or DEFAULT_BASE_URL,
@@ -110,28 +97,6 @@ class AnthropicProvider:
         tracing = any(name.startswith(("ANTHROPIC_OPEN_TELEMETRY", "OTEL_")) for name in environ)
         return cls(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries, tracing=tracing)
 
-    async def complete(self, call: ModelCall) -> Completion:
-        """Send `call`; returns the completion or raises a `ProviderError` (never anything else)."""
-        started = time.perf_counter()
-        retries = 0
-        while True:
-            client = self._client.with_options(max_retries=self._max_retries - retries) if retries else self._client
-            try:
-                raw = await client.messages.with_raw_response.create(**request_params(call))
-            except anthropic.AnthropicError as err:
-                raise self._sdk_error(err, retries) from err
-            retries += raw.retries_taken
-            content = await raw.read()  # read by the SDK already (a non-streamed reply)
-            try:
-                completion = to_completion(json.loads(content), retries=retries, request_id=raw.request_id)
-            except _MALFORMED as err:
-                if retries >= self._max_retries:
-                    reason = f"{API} sent a malformed reply ({malformed_detail(err, 'a message')})"
-                    raise self._error(TransientError, reason, raw.status_code, retries) from err
-                retries += 1
-                continue
-            return replace(completion, latency_ms=elapsed_ms(started))
-
     async def aclose(self) -> None:
         """Close the SDK client and its connections."""
         await self._client.close()
@@ -141,45 +106,22 @@ class AnthropicProvider:
         """The SDK client, for the Message Batches endpoints (`sim.backends.providers.batch`)."""
         return self._client
 
-    def error_for(self, err: anthropic.AnthropicError) -> ProviderError:
-        """The `ProviderError` for an exception the SDK raised on any endpoint, mapped as `complete` maps it."""
-        return self._sdk_error(err, 0)
+    async def _send(self, call: ModelCall, retries: int) -> Attempt:
+        client = self._client.with_options(max_retries=self._max_retries - retries) if retries else self._client
+        raw = await client.messages.with_raw_response.create(**request_params(call))
+        content = await raw.read()  # read by the SDK already (a non-streamed reply)
+        return Attempt(content, raw.status_code, raw.retries_taken, raw.request_id)
 
-    def failure(self, cls: type[ProviderError], reason: str) -> ProviderError:
-        """A `cls` with `reason` on one line and the key redacted: for failures read from a batch's results."""
-        return self._error(cls, reason, None, 0, count=False)
+    def _read(self, body: Any, *, retries: int, request_id: str | None) -> Completion:
+        return to_completion(body, retries=retries, request_id=request_id)
 
-    def connection_error(self, err: BaseException, retries: int = 0) -> ProviderError:
-        """The `TransientError` for a connection that broke, named by the root of `err`'s cause chain.
-
-        The same line whether the SDK wrapped the transport's error in `APIConnectionError` or let it through.
-        """
-        return self._error(TransientError, f"the connection to {API} failed ({connection_detail(err)})", None, retries)
-
-    def _sdk_error(self, err: anthropic.AnthropicError, retries_before: int) -> ProviderError:
-        """The `ProviderError` for an exception the SDK raised after its own retries."""
-        retries = retries_before + sdk_retries(err)
-        if isinstance(err, anthropic.APIStatusError):
-            return self._status_error(err, retries)
-        if isinstance(err, anthropic.APITimeoutError):
-            return self._error(TransientError, f"{API} timed out (no reply within {self._timeout:g}s)", None, retries)
-        if isinstance(err, anthropic.APIConnectionError):
-            return self.connection_error(err, retries)
-        detail = f"{type(err).__name__}: {err}"[:DETAIL_CHARS]
-        return self._error(TransientError, f"{API} call failed ({detail})", None, retries)
-
-    def _status_error(self, err: anthropic.APIStatusError, retries: int) -> ProviderError:
-        status = err.status_code
-        kind = f"{status} {err.type}" if err.type else str(status)
+    def _status(self, err: anthropic.APIStatusError) -> tuple[int, str, str]:
+        kind = f"{err.status_code} {err.type}" if err.type else str(err.status_code)
         message = err.api_message or _body_text(err.body)
-        said = f"{kind}: {message}" if message else kind
-        auth = f"{API} refused the key in ANTHROPIC_API_KEY ({said}); set a valid key and run again"
-        return status_error(API, status, kind, said, auth=auth, retries=retries, secret=self._api_key)
+        return err.status_code, kind, f"{kind}: {message}" if message else kind
 
-    def _error(
-        self, cls: type[ProviderError], reason: str, status: int | None, retries: int, *, count: bool = True
-    ) -> ProviderError:
-        return provider_error(cls, reason, status, retries, self._api_key, count=count)
+    def _auth_reason(self, said: str) -> str:
+        return f"{API} refused the key in ANTHROPIC_API_KEY ({said}); set a valid key and run again"
 
 
 def request_params(call: ModelCall) -> dict[str, Any]:

@@ -11,7 +11,8 @@ Invariants:
   layers and the attempts per call never exceed `max_retries + 1`.
 - Errors leave a provider as one of three `ProviderError`s, their messages one line with any API key
   removed (`redact`): `AuthError` stops the run, `RejectedError` fails the scene without retrying,
-  `TransientError` fails the scene after the retries are spent.
+  `TransientError` fails the scene after the retries are spent. The SDK providers share the loop and
+  the mapping that make them (`providers.loop`).
 - Nothing here reads the environment or opens a connection at import.
 """
 
@@ -23,9 +24,12 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from sim.errors import SimError
+
+if TYPE_CHECKING:
+    from sim.store.rows import LlmCallRow
 
 Role = Literal["user", "assistant"]
 StopReason = Literal["end", "max_tokens", "refusal", "other"]
@@ -93,7 +97,7 @@ class SceneStopped(SimError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.calls: list[dict[str, Any]] = []
+        self.calls: list[LlmCallRow] = []
 
 
 class ProviderError(SceneStopped):
@@ -144,63 +148,6 @@ DETAIL_CHARS = 300
 """At most this much of a server's or exception's own words goes into a message."""
 
 
-def retry_phrase(retries: int) -> str:
-    """` after 2 retries`, ` after 1 retry`, or ` (not retried)`."""
-    if retries == 0:
-        return " (not retried)"
-    return f" after {retries} {'retry' if retries == 1 else 'retries'}"
-
-
-def sdk_retries(err: Exception) -> int:
-    """The retries an SDK (anthropic or openai) made before raising: the retry count header of its last attempt.
-
-    `x-stainless-retry-count` is the SDKs' own header, not the API's, and the only count an error carries; the
-    tests assert what it feeds (the "after N retries" of a message), so an SDK that stops sending it shows there.
-    """
-    request = getattr(err, "request", None)
-    value = request.headers.get("x-stainless-retry-count", "") if request is not None else ""
-    return int(value) if value.isdigit() else 0
-
-
-def malformed_detail(err: Exception, expected: str) -> str:
-    """Why a 200 body could not be read as `expected` ("a message"), in a few words."""
-    if isinstance(err, json.JSONDecodeError):
-        return "the body is not valid JSON"
-    return f"the body is not {expected}: {type(err).__name__}: {err}"[:DETAIL_CHARS]
-
-
-def connection_detail(err: BaseException) -> str:
-    """What broke a connection, in the words of the deepest exception in `err`'s chain that has any.
-
-    An SDK may wrap a transport error once, twice or not at all (`APIConnectionError` from httpx2's
-    `ReadError` from aiohttp's `ClientPayloadError` ...), with `raise ... from` or implicitly. The chain is
-    walked by `__cause__`, else `__context__`, whatever its classes, so the root shown ("ContentLengthError:
-    Not enough data to satisfy content length header (received 69 of 138 bytes).") is the same however
-    the SDK wraps it.
-    """
-    root = err
-    for link in _error_chain(err):
-        if _words(link):
-            root = link
-    return f"{type(root).__name__}: {_words(root)}"[:DETAIL_CHARS]
-
-
-def _error_chain(err: BaseException) -> list[BaseException]:
-    """`err`, then what caused it (`__cause__`, else an unsuppressed `__context__`), down to the root."""
-    chain: list[BaseException] = []
-    link: BaseException | None = err
-    while link is not None and all(link is not seen for seen in chain):
-        chain.append(link)
-        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
-    return chain
-
-
-def _words(err: BaseException) -> str:
-    """An exception's own words: its `message` attribute when it has a non-empty one (aiohttp's), else `str`."""
-    message = getattr(err, "message", None)
-    return message if isinstance(message, str) and message else str(err)
-
-
 def usage_tokens(usage: Any, name: str) -> int:
     """A token count from a reply's `usage` object (absent or null counts 0); anything but a count is malformed.
 
@@ -218,45 +165,3 @@ def usage_tokens(usage: Any, name: str) -> int:
 def elapsed_ms(started: float) -> float:
     """Milliseconds since `started` (a `time.perf_counter()` reading): the call's wall time, retries included."""
     return round((time.perf_counter() - started) * 1000.0, 3)
-
-
-def provider_error(
-    cls: type[ProviderError], reason: str, status: int | None, retries: int, secret: str | None, *, count: bool = True
-) -> ProviderError:
-    """A `cls` whose one-line message has `secret` redacted and says how many retries were spent (when `count`)."""
-    text = reason + (retry_phrase(retries) if count else "")
-    return cls(redact(text, [secret]), status=status, retries=retries)
-
-
-def status_error(
-    api: str, status: int, kind: str, said: str, *, auth: str, retries: int, secret: str | None
-) -> ProviderError:
-    """The error for an HTTP status the SDK gave up on: `auth` is the provider's own 401/403 reason.
-
-    Args:
-        api: how the provider is named in messages ("the Anthropic API").
-        status: the HTTP status.
-        kind: the status with the provider's error type ("529 overloaded_error").
-        said: `kind` with the server's own words.
-        auth: the reason for a 401 or 403 (which key to fix).
-        retries: retries spent.
-        secret: the API key, redacted from the message.
-    """
-    cls: type[ProviderError] = TransientError
-    count = True
-    if status in (401, 403):
-        cls, reason, count = AuthError, auth, False
-    elif status == 402:
-        cls, count = AuthError, False
-        reason = f"{api} refused the request for billing reasons ({said}); check your plan and credits"
-    elif status == 429:
-        reason = f"{api} rate-limited the request ({said})"
-    elif status in (503, 529):
-        reason = f"{api} is overloaded ({kind})"
-    elif status >= 500:
-        reason = f"{api} had a server error ({kind})"
-    elif status in (408, 409):
-        reason = f"{api} could not finish the request ({said})"
-    else:
-        cls, reason, count = RejectedError, f"{api} rejected the request ({said})", False
-    return provider_error(cls, reason, status, retries, secret, count=count)

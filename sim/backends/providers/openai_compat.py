@@ -6,54 +6,43 @@ system message, and a schema becomes a strict `json_schema` response format. No 
 are sent. Cached prompt tokens (`prompt_tokens_details.cached_tokens`) are reported as cache reads.
 
 Invariants:
-- The SDK retries what it knows to be transient (429, 5xx, timeouts, connections dropped before the
-  body was read), honouring retry-after. This module retries only a 200 whose body cannot be read as
-  a chat completion, which the SDK hands back without retrying, and only within what is left of the
-  same `max_retries` budget: a call never makes more than `max_retries + 1` attempts.
-- Nothing but a `ProviderError` leaves `complete()`, its message one line passed through `redact`;
-  the API key is never logged or put in a message.
+- This module builds the request and reads the reply, nothing more: the call loop, its retries (the
+  SDK's, plus a malformed body's within the same `max_retries`) and the mapping of every failure to a
+  `ProviderError` are `providers.loop`'s, shared with the Anthropic provider.
+- The API key is never logged or put in a message.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
-from sim.backends.providers.common import (
-    DETAIL_CHARS,
-    Completion,
-    Message,
-    ModelCall,
-    ProviderError,
-    StopReason,
-    TransientError,
-    connection_detail,
-    elapsed_ms,
-    malformed_detail,
-    provider_error,
-    sdk_retries,
-    status_error,
-    usage_tokens,
-)
+from sim.backends.providers.common import DETAIL_CHARS, Completion, Message, ModelCall, StopReason, usage_tokens
+from sim.backends.providers.loop import MALFORMED, Attempt, SdkErrors, SdkProvider
 from sim.errors import UsageError
 
 NO_KEY = "not-needed"  # sent when OPENAI_API_KEY is unset: local servers ignore the key
 MISSING_URL = "--base-url is required for --backend openai-compatible (the server's URL, e.g. http://localhost:8000/v1)"
 _FINISH_REASONS: dict[str, StopReason] = {"stop": "end", "length": "max_tokens", "content_filter": "refusal"}
-# a 200 whose body is not a readable chat completion (the SDK's validation error included)
-_MALFORMED = (ValueError, TypeError, AttributeError, KeyError, openai.APIResponseValidationError)
 
 
-class OpenAICompatibleProvider:
+class OpenAICompatibleProvider(SdkProvider):
     """`Provider` over `openai.AsyncOpenAI` chat completions (non-streaming)."""
 
     name = "openai-compatible"
+    reply_kind = "a chat completion"
+    failed = "the call to {api} failed ({detail})"
+    errors = SdkErrors(
+        base=openai.OpenAIError,
+        status=openai.APIStatusError,
+        timeout=openai.APITimeoutError,
+        connection=openai.APIConnectionError,
+        # a 200 whose body is not a readable chat completion (the SDK's validation error included)
+        malformed=(*MALFORMED, openai.APIResponseValidationError),
+    )
 
     def __init__(self, *, base_url: str, api_key: str | None, timeout: float = 60.0, max_retries: int = 2) -> None:
         """Create the SDK client; nothing is sent until `complete`.
@@ -64,10 +53,8 @@ class OpenAICompatibleProvider:
             timeout: Seconds allowed for each attempt.
             max_retries: Retries per call, shared between the SDK and the malformed-body retry.
         """
-        self._api_key = api_key
-        self._timeout = timeout
-        self._max_retries = max_retries
-        self._api = f"the OpenAI-compatible server at {base_url.rstrip('/')}"
+        api = f"the OpenAI-compatible server at {base_url.rstrip('/')}"
+        super().__init__(api=api, api_key=api_key, timeout=timeout, max_retries=max_retries)
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or NO_KEY,
@@ -91,62 +78,29 @@ class OpenAICompatibleProvider:
         api_key = environ.get("OPENAI_API_KEY", "").strip() or None
         return cls(base_url=url, api_key=api_key, timeout=timeout, max_retries=max_retries)
 
-    async def complete(self, call: ModelCall) -> Completion:
-        """Send `call`; returns the completion or raises a `ProviderError` (never anything else)."""
-        started = time.perf_counter()
-        retries = 0
-        while True:
-            client = self._client.with_options(max_retries=self._max_retries - retries) if retries else self._client
-            try:
-                raw = await client.chat.completions.with_raw_response.create(**request_params(call))
-            except openai.OpenAIError as err:
-                raise self._sdk_error(err, retries) from err
-            retries += raw.retries_taken
-            content = raw.content  # read by the SDK already (a non-streamed reply)
-            try:
-                completion = to_completion(json.loads(content), retries=retries, request_id=raw.request_id)
-            except _MALFORMED as err:
-                if retries >= self._max_retries:
-                    reason = f"{self._api} sent a malformed reply ({malformed_detail(err, 'a chat completion')})"
-                    raise self._error(TransientError, reason, raw.status_code, retries) from err
-                retries += 1
-                continue
-            return replace(completion, latency_ms=elapsed_ms(started))
-
     async def aclose(self) -> None:
         """Close the SDK client and its connections."""
         await self._client.close()
 
-    def _sdk_error(self, err: openai.OpenAIError, retries_before: int) -> ProviderError:
-        """The `ProviderError` for an exception the SDK raised after its own retries."""
-        retries = retries_before + sdk_retries(err)
-        if isinstance(err, openai.APIStatusError):
-            return self._status_error(err, retries)
-        if isinstance(err, openai.APITimeoutError):
-            reason = f"{self._api} timed out (no reply within {self._timeout:g}s)"
-            return self._error(TransientError, reason, None, retries)
-        if isinstance(err, openai.APIConnectionError):
-            detail = connection_detail(err)
-            return self._error(TransientError, f"the connection to {self._api} failed ({detail})", None, retries)
-        detail = f"{type(err).__name__}: {err}"[:DETAIL_CHARS]
-        return self._error(TransientError, f"the call to {self._api} failed ({detail})", None, retries)
+    async def _send(self, call: ModelCall, retries: int) -> Attempt:
+        client = self._client.with_options(max_retries=self._max_retries - retries) if retries else self._client
+        raw = await client.chat.completions.with_raw_response.create(**request_params(call))
+        content = raw.content  # read by the SDK already (a non-streamed reply)
+        return Attempt(content, raw.status_code, raw.retries_taken, raw.request_id)
 
-    def _status_error(self, err: openai.APIStatusError, retries: int) -> ProviderError:
-        status = err.status_code
+    def _read(self, body: Any, *, retries: int, request_id: str | None) -> Completion:
+        return to_completion(body, retries=retries, request_id=request_id)
+
+    def _status(self, err: openai.APIStatusError) -> tuple[int, str, str]:
         word = err.code or err.type
-        kind = f"{status} {word}" if word else str(status)
+        kind = f"{err.status_code} {word}" if word else str(err.status_code)
         message = _error_message(err.body)
-        said = f"{kind}: {message}" if message else kind
-        if self._api_key is None:
-            auth = f"{self._api} needs an API key ({said}); set OPENAI_API_KEY and run again"
-        else:
-            auth = f"{self._api} refused the key in OPENAI_API_KEY ({said}); set a valid key and run again"
-        return status_error(self._api, status, kind, said, auth=auth, retries=retries, secret=self._api_key)
+        return err.status_code, kind, f"{kind}: {message}" if message else kind
 
-    def _error(
-        self, cls: type[ProviderError], reason: str, status: int | None, retries: int, *, count: bool = True
-    ) -> ProviderError:
-        return provider_error(cls, reason, status, retries, self._api_key, count=count)
+    def _auth_reason(self, said: str) -> str:
+        if self._api_key is None:
+            return f"{self.api} needs an API key ({said}); set OPENAI_API_KEY and run again"
+        return f"{self.api} refused the key in OPENAI_API_KEY ({said}); set a valid key and run again"
 
 
 def request_params(call: ModelCall) -> dict[str, Any]:
