@@ -1,12 +1,18 @@
 """End-to-end speed and memory of `sim run` on the scripted backend, against a bare LangGraph turn loop.
 
-Prints figures and one JSON line per figure. Usage: python -m bench.bench_run [--scenes N] [--memory]
+The headline figure is the whole process: `sim run` of every shipped pack with `--variations 30` as a user
+runs it (start-up, world, workers, DuckDB writes and all), its median over `--repeats` runs, in turns per
+second and as a ratio to the bare loop timed in the same bench run (issue 15's target: at least 1.0x).
+
+Prints figures and one JSON line per figure.
+Usage: python -m bench.bench_run [--scenes N] [--memory] [--repeats N] [--whole-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,6 +83,31 @@ def sim_run(scenes: int, db: Path, workers: int = 1) -> tuple[float, int, int]:
     return turns / seconds, turns, summary.done
 
 
+def whole_process(variations: int, db: Path) -> tuple[float, int]:
+    """Seconds of one `sim run` of every shipped pack in a fresh process (as a user runs it), and its turns."""
+    args = [sys.executable, "-m", "sim", "run", *map(str, PACKS), "--variations", str(variations), "--db", str(db)]
+    started = time.perf_counter()
+    subprocess.run(args, capture_output=True, text=True, check=True, cwd=REPO)
+    seconds = time.perf_counter() - started
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        (turns,) = con.execute("SELECT sum(turn_count) FROM scenes").fetchone() or (0,)
+    db.unlink()
+    return seconds, int(turns)
+
+
+def whole_process_against_bare_loop(variations: int, repeats: int) -> tuple[float, float, int]:
+    """Median turns/s of the whole process and of the bare loop, each timed `repeats` times, interleaved."""
+    runs, bare = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats):
+            runs.append(whole_process(variations, Path(tmp) / f"whole-{i}.duckdb"))
+            bare.append(bare_loop_turns_per_second(9, 500))
+    turns = runs[0][1]
+    return turns / statistics.median(s for s, _ in runs), statistics.median(bare), turns
+
+
 def peak_rss_mb(scenes: int) -> float:
     """Peak memory of a whole run of `scenes` scenes, in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,7 +129,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scenes", type=int, default=2000)
     parser.add_argument("--memory", action="store_true", help="also compare peak memory of 1,000 vs 10,000 scenes")
+    parser.add_argument("--repeats", type=int, default=5, help="whole-process runs to take the median of")
+    parser.add_argument("--whole-only", action="store_true", help="only the whole-process figure")
     args = parser.parse_args()
+    whole, bare_now, whole_turns = whole_process_against_bare_loop(30, args.repeats)
+    emit("whole_process_turns_per_s", whole, "turns/s", turns=whole_turns, variations=30, repeats=args.repeats)
+    emit("bare_langgraph_turns_per_s_same_run", bare_now, "turns/s", turns_per_scene=9)
+    emit("ratio_whole_process_to_bare_loop", whole / bare_now, "x", target=1.0)
+    if args.whole_only:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         rate, turns, done = sim_run(args.scenes, Path(tmp) / "one.duckdb", workers=1)
         rate_auto, _, _ = sim_run(args.scenes, Path(tmp) / "auto.duckdb", workers=0)

@@ -35,9 +35,6 @@ def test_streamed_updates_show_each_turn_as_it_is_spoken(shipped_world: Path) ->
     spoken = [update["speak"]["turns"] for update in updates if "speak" in update]
     assert [len(said) for said in spoken] == [1] * turns  # one line per step, the moment it is said
     assert [said[0].turn_index for said in spoken] == list(range(turns))
-    assert [update["speak"]["lines"][0].text for update in updates if "speak" in update] == [
-        said[0].text for said in spoken
-    ]
     stored = live(graph, context)
     assert [t.text for t in stored.turns] == [said[0].text for said in spoken]  # what streamed is what is stored
     assert stored.scene.turn_count == turns and stored.scene.scene_key == job.key

@@ -61,7 +61,8 @@ def record(context: SceneContext, state: SceneState) -> SceneRecord:
     job, effect = context.job, state.get("effect")
     if effect is None:
         raise ValueError(f"scene {job.ref} finished without updating the learner")
-    turns, castings = state.get("turns", ()), state["castings"]
+    turns, setup = state.get("turns", ()), state["setup"]
+    castings = setup.castings
     spoken = learner_words(turns)
     row = SceneRow(
         scene_key=job.key,
@@ -81,14 +82,14 @@ def record(context: SceneContext, state: SceneState) -> SceneRecord:
         learner_role=job.scene.learner_role,
         setting=job.scene.setting.model_dump_json(),
         cast=json.dumps({c.slot: c.person.id for c in castings}),
-        opening=state["opening"],
+        opening=setup.opening,
         reflection=state["reflection"],
-        memories_recalled=[m.scene_key for m in state["memories"]],
+        memories_recalled=[m.scene_key for m in setup.memories],
         turn_count=len(turns),
         repairs=sum(t.repairs for t in turns),
         backend=context.backend.name,
         model=context.backend.model,
-        started_at=state["started_at"],
+        started_at=setup.started_at,
         finished_at=datetime.now(UTC).replace(tzinfo=None),
         effect=effect.model_dump_json(),
         dialogue=dialogue(turns),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, TypedDict
 
-from sim.backends.base import Backend, Line
+from sim.backends.base import Backend
 from sim.learner.state import LearnerState, Memory, SceneEffect
 from sim.store.rows import LlmCallRow, TurnRow
 from sim.world.cast import Casting
@@ -22,17 +22,31 @@ from sim.world.personas import Persona
 from sim.world.schedule import Slot
 
 
-class SceneState(TypedDict, total=False):
-    """The graph state: the scene as lived so far. `turns`, `lines` and `calls` grow by one reducer each."""
+@dataclass(frozen=True, slots=True)
+class SetUp:
+    """What the scene's setup decided: who plays each slot, what the learner recalls, the turns, the opening."""
 
-    turn: int  # the next scheduled turn
     started_at: datetime
     castings: tuple[Casting, ...]
     memories: tuple[Memory, ...]
     schedule: tuple[Slot, ...]
-    opening: str
+    opening: str = ""
+
+    @property
+    def cast(self) -> dict[str, Persona]:
+        """Slot -> person."""
+        return {c.slot: c.person for c in self.castings}
+
+
+class SceneState(TypedDict, total=False):
+    """The graph state: the scene as lived so far. `turns` and `calls` grow through a reducer each.
+
+    Few channels on purpose: LangGraph's cost per step grows with them, and a scene takes one step per turn.
+    """
+
+    turn: int  # the next scheduled turn
+    setup: SetUp
     turns: Annotated[tuple[TurnRow, ...], operator.add]
-    lines: Annotated[tuple[Line, ...], operator.add]  # the scene so far, as backends see it
     calls: Annotated[tuple[LlmCallRow, ...], operator.add]  # model calls made
     reflection: str
     effect: SceneEffect

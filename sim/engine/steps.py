@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Literal
 
 from langgraph.types import Command
 
 from sim.backends.base import Line, Request, Utterance
-from sim.engine.state import SceneContext, SceneState
+from sim.engine.state import SceneContext, SceneState, SetUp
 from sim.learner.effects import scene_effect
 from sim.learner.state import recall
 from sim.store.rows import TurnRow
@@ -39,14 +40,10 @@ def setup(state: SceneState, context: SceneContext) -> Asks:
     castings = _cast(context)
     job, taken = context.job, {c.person.id for c in castings}
     memories = recall(context.life, taken, job.scene.values, {a: a for a in job.ancestors} | _direct(job))
-    prepared: SceneState = {
-        "started_at": datetime.now(UTC).replace(tzinfo=None),
-        "castings": castings,
-        "memories": tuple(memories),
-        "schedule": tuple(schedule(job.scene)),
-    }
+    now = datetime.now(UTC).replace(tzinfo=None)
+    prepared = SetUp(now, castings, tuple(memories), tuple(schedule(job.scene)))
     reply = yield request(context, prepared, kind="opening")
-    return _go(prepared["schedule"], 0, {**prepared, "opening": reply.text, **_calls(reply)})
+    return _go(prepared.schedule, 0, {"setup": replace(prepared, opening=reply.text), **_calls(reply)})
 
 
 def speak(state: SceneState, context: SceneContext) -> Asks:
@@ -56,13 +53,13 @@ def speak(state: SceneState, context: SceneContext) -> Asks:
     started = time.perf_counter()
     reply = yield asked
     turn = _turn_row(context, asked, reply, started)
-    update: SceneState = {"turns": (turn,), "lines": (Line(turn.speaker_label, turn.text),), **_calls(reply)}
-    return _go(state["schedule"], index + 1, update)
+    return _go(state["setup"].schedule, index + 1, {"turns": (turn,), **_calls(reply)})
 
 
 def reflect(state: SceneState, context: SceneContext) -> Generator[Request, Utterance, SceneState]:
     """The learner looks back on the scene, in the first person."""
-    reply = yield request(context, state, kind="reflection", turn=state["turn"], transcript=state.get("lines", ()))
+    transcript = _transcript(state)
+    reply = yield request(context, state["setup"], kind="reflection", turn=state["turn"], transcript=transcript)
     return {"reflection": reply.text, **_calls(reply)}
 
 
@@ -70,7 +67,7 @@ def update_learner(state: SceneState, context: SceneContext) -> SceneState:
     """Turn the scene into a memory, closer bonds and strengthened values."""
     job = context.job
     feeling = context.world.values.by_id[job.scene.values[0]].feeling
-    cast = [c.person for c in state["castings"]]
+    cast = [c.person for c in state["setup"].castings]
     return {"effect": scene_effect(job, context.life, cast, state.get("turns", ()), feeling)}
 
 
@@ -79,7 +76,7 @@ def direct(turn: int, slots: tuple[Slot, ...]) -> Literal["speak", "reflect"]:
     return "speak" if turn < len(slots) else "reflect"
 
 
-def request(context: SceneContext, state: SceneState, **kwargs: object) -> Request:
+def request(context: SceneContext, setup: SetUp, **kwargs: object) -> Request:
     """A backend request with the scene's common fields filled in."""
     job = context.job
     return Request(
@@ -89,8 +86,8 @@ def request(context: SceneContext, state: SceneState, **kwargs: object) -> Reque
         stage_rank=job.stage_rank,
         learner=context.learner,
         life=context.life,
-        cast={c.slot: c.person for c in state["castings"]},
-        memories=state["memories"],
+        cast=setup.cast,
+        memories=setup.memories,
         variation=job.variation,
         **kwargs,  # type: ignore[arg-type]
     )
@@ -122,26 +119,32 @@ def _calls(reply: Utterance) -> SceneState:
     return {"calls": reply.calls} if reply.calls else {}
 
 
+def _transcript(state: SceneState) -> tuple[Line, ...]:
+    """The scene so far, as backends see it."""
+    return tuple(Line(t.speaker_label, t.text) for t in state.get("turns", ()))
+
+
 def _turn_request(context: SceneContext, state: SceneState, index: int) -> Request:
-    slot = state["schedule"][index]
+    setup = state["setup"]
+    slot = setup.schedule[index]
     return request(
         context,
-        state,
+        setup,
         kind="turn",
         turn=index,
-        speaker=_person(context, state, slot.speaker),
-        addressee=_person(context, state, slot.to),
+        speaker=_person(context, setup, slot.speaker),
+        addressee=_person(context, setup, slot.to),
         beat=context.job.scene.beats[slot.beat],
         beat_index=slot.beat,
         exchange=slot.exchange,
-        transcript=state.get("lines", ()),
+        transcript=_transcript(state),
     )
 
 
-def _person(context: SceneContext, state: SceneState, slot: str) -> Persona:
+def _person(context: SceneContext, setup: SetUp, slot: str) -> Persona:
     if slot == LEARNER:
         return context.learner
-    return next(c.person for c in state["castings"] if c.slot == slot)
+    return next(c.person for c in setup.castings if c.slot == slot)
 
 
 def _turn_row(context: SceneContext, asked: Request, reply: Utterance, started: float) -> TurnRow:

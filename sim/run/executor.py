@@ -1,10 +1,13 @@
 """The executor contract: what the run loop hands over (life lines) and gets back (finished and failed scenes).
 
 Every executor lives lines through the one scheduler (`sim.run.lines.live_lines`: which scene may start,
-the life it may remember, failures and stops, the `--concurrency` gate) and differs only in where a
-scene is lived (`Scenes`): this process (`sim.run.local.InProcess`), or worker processes
-(`sim.run.pool.ProcessPool`). Both serve every backend, scripted and model alike. Another executor
-(Ray, say) is a new module implementing `Executor`, usually by giving `live_lines` its own `Scenes`.
+the life it may remember, failures and stops, the `--concurrency` gate) and differs only in where it
+runs and where a scene is lived (`Scenes`): this process (`sim.run.local.InProcess`), or worker
+processes (`sim.run.pool.ProcessPool`: a model backend's scenes placed one by one by the parent's
+scheduler, a synchronous backend's lines placed whole, each lived by the scheduler in its worker;
+see `sim.run.hub`). Both serve every backend, scripted and model alike. Another executor (Ray, say)
+is a new module implementing `Executor`, usually by running `live_lines` with its own `Scenes`; the
+run loop only chooses it (`sim.run.loop.choose_executor`).
 
 Invariants:
 - The corpus does not depend on the executor or its number of workers: what a scene remembers is

@@ -26,6 +26,7 @@ from sim.backends import Backend, create, registry
 from sim.backends.providers.common import AuthError
 from sim.errors import StoreError
 from sim.run.executor import Executor, LineTask, worker_count
+from sim.run.lines import steady_collector
 from sim.run.options import Progress, RunOptions, RunSummary
 from sim.run.outcome import failure, outcome, sigterm_interrupts
 from sim.run.writer import FLUSH_SECONDS, MODEL_FLUSH_SECONDS, BatchWriter
@@ -169,8 +170,9 @@ def _lines(writer: BatchWriter, todo: Sequence[SceneJob]) -> list[LineTask]:
 async def _lived(
     executor: Executor, backend: Backend, lines: Sequence[LineTask], writer: BatchWriter, tally: _Tally
 ) -> Any:
-    async with writer.flushing():
-        return await executor.live(backend, lines, tally)
+    with steady_collector():  # also in this process when the workers live the scenes: it receives every record
+        async with writer.flushing():
+            return await executor.live(backend, lines, tally)
 
 
 class _Tally:

@@ -105,16 +105,22 @@ def _work(given: Work, tasks: Connection, ledger: Synchronized[float], outbox: q
 async def _serve(
     scenes: LocalScenes, jobs: tuple[SceneJob, ...], tasks: Connection, outbox: queue.SimpleQueue[Message | None]
 ) -> None:
-    """Live each scene that arrives on `tasks` as a task of its own, until the pipe ends."""
+    """Live each task that arrives on `tasks` as an asyncio task of its own, until the pipe ends.
+
+    Scenes run at once (a model backend's wait on the network together); whole lines run one after another
+    (`lines`), so the next line given waits ready while one is lived, instead of all progressing in step and
+    ending together.
+    """
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[Task | None] = asyncio.Queue()
     threading.Thread(target=_receive, args=(tasks, loop, inbox), daemon=True).start()
     running: set[asyncio.Task[None]] = set()
+    lines = asyncio.Lock()
     outbox.put(("ready", -1, None))
     try:
         with steady_collector():
             while (task := await inbox.get()) is not None:
-                live = asyncio.create_task(_answer(task[0], _lived(scenes, jobs, task, outbox), outbox))
+                live = asyncio.create_task(_answer(task[0], _lived(scenes, jobs, task, outbox, lines), outbox))
                 running.add(live)
                 live.add_done_callback(running.discard)
     finally:
@@ -125,14 +131,19 @@ async def _serve(
 
 
 async def _lived(
-    scenes: LocalScenes, jobs: tuple[SceneJob, ...], task: Task, outbox: queue.SimpleQueue[Message | None]
+    scenes: LocalScenes,
+    jobs: tuple[SceneJob, ...],
+    task: Task,
+    outbox: queue.SimpleQueue[Message | None],
+    lines: asyncio.Lock,
 ) -> Any:
     """A scene's record; or, for a line, each scene streamed as it ends and then how the line stopped (or None)."""
     number, what, given = task
     if isinstance(given, LearnerState):
         return await scenes.live(jobs[what], given)  # type: ignore[index]
     line = LineTask(tuple(jobs[i] for i in what), given)  # type: ignore[union-attr]
-    stopped = await live_lines(scenes.world, scenes, [line], 1, _Streamed(number, outbox), 1)
+    async with lines:
+        stopped = await live_lines(scenes.world, scenes, [line], 1, _Streamed(number, outbox), 1)
     return None if stopped is None else (_kind(stopped), stopped.reason, [])
 
 
