@@ -37,6 +37,7 @@ from multiprocessing import forkserver, resource_tracker
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
 
+from sim.backends import registry
 from sim.backends.base import Backend
 from sim.backends.budget import Budget
 from sim.backends.providers.common import SceneStopped
@@ -51,13 +52,6 @@ if TYPE_CHECKING:
     from multiprocessing.context import ForkServerContext, SpawnContext  # no fork server on Windows
 
     Context = SpawnContext | ForkServerContext
-
-_PROVIDERS = {
-    "anthropic": "sim.backends.providers.anthropic",
-    "openai-compatible": "sim.backends.providers.openai_compat",
-}
-"""What the fork server imports besides the worker, by backend (the SDK a worker would import on its first call)."""
-
 
 def start_context(backend: str) -> Context:
     """Where the pool's worker processes start from, set going now, as soon as a run knows it will use them.
@@ -78,7 +72,7 @@ def start_context(backend: str) -> Context:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    preload = [worker_process.__name__, "sim.run.local", "faker", _PROVIDERS.get(backend, "sim.backends")]
+    preload = [worker_process.__name__, "sim.run.local", "faker", registry.preload(backend)]  # and the SDK
     context.set_forkserver_preload(preload)
     resource_tracker.ensure_running()  # first: starting it unblocks SIGINT when done (bpo-33613)
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
