@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,12 @@ from click.testing import CliRunner, Result
 
 REPO = Path(__file__).resolve().parent.parent
 _real_connect = socket.socket.connect
+
+# A shell without job control starts a background command with SIGINT ignored, and every process it starts
+# inherits that: the runs the Ctrl-C tests start would then rightly ignore the Ctrl-C they are sent. Taken
+# back here, so those runs start as a terminal starts them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _loopback_only(self: socket.socket, address: object) -> None:
