@@ -6,7 +6,7 @@ is one line and status 130, as at any later moment, instead of a KeyboardInterru
 
 import sys
 
-from sim import INTERRUPTED
+from sim import INTERRUPTED, keep_status
 
 
 def main() -> None:
@@ -15,6 +15,7 @@ def main() -> None:
         from sim.cli import main as cli
     except KeyboardInterrupt:
         sys.stderr.write(INTERRUPTED + "\n")
+        keep_status()
         sys.exit(130)
     cli()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -42,7 +43,21 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         if name.endswith("_API_KEY") or name.startswith(("SIM_", "ANTHROPIC_", "OPENAI_")):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
-    yield work
+    with _signal_mask_kept():
+        yield work
+
+
+@contextlib.contextmanager
+def _signal_mask_kept() -> Iterator[None]:
+    """Restore the signals this process blocks: `sim`'s entry point, run in-process, holds SIGINT as it exits."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 @pytest.fixture
@@ -70,3 +85,11 @@ def ok(result: Result) -> Result:
     """The result of a command that must succeed (its stderr shown if it did not)."""
     assert result.exit_code == 0, result.stderr
     return result
+
+
+def rows(db: Path | str, sql: str) -> list[tuple[object, ...]]:
+    """The rows `sql` reads from database `db` (opened read-only, as `sim query` does)."""
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 import pytest
-from conftest import run_cli
+from conftest import REPO, run_cli
 from ruamel.yaml import YAML
 from world_fixtures import MIA, write, write_world
 
+from sim import INTERRUPTED
 from sim.cli import _register, cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -512,3 +516,37 @@ def test_ctrl_c_while_python_loads_the_cli_is_one_line_and_status_130(
         main()
     assert stop.value.code == 130
     assert capsys.readouterr().err == "interrupted: finished work is kept; run the same command again to continue\n"
+
+
+
+# A Ctrl-C that comes while Python runs code made by `exec` of a string (as dataclasses and namedtuples are
+# made, when a module is imported) is taken by Python as never handled: after sim had reported it, Python
+# would end the process by SIGINT. This sitecustomize sends one from such code as MODULE starts to import.
+_CTRL_C_IN_EXEC = """\
+import importlib.abc, sys
+
+class CtrlC(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == MODULE:
+            sys.meta_path.remove(self)
+            exec("import os, signal; os.kill(os.getpid(), signal.SIGINT); [0 for _ in range(10 ** 7)]")
+
+sys.meta_path.insert(0, CtrlC())
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [("sim.cli", ["--version"]), ("sim.cli.schema", ["--version"]), ("sim.world.scenarios", ["schema", "pack"])],
+    ids=["as the CLI is imported", "as the commands are imported", "in a command"],
+)
+def test_ctrl_c_inside_code_python_execs_still_ends_with_one_line_and_status_130(
+    hermetic: Path, module: str, args: list[str]
+) -> None:
+    hook = hermetic / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(f"MODULE = {module!r}\n" + _CTRL_C_IN_EXEC)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(REPO)])}
+    done = subprocess.run([sys.executable, "-m", "sim", *args], env=env, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (130, INTERRUPTED + "\n")

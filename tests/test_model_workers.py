@@ -28,9 +28,9 @@ from fakes import AnthropicFake, Fault, Faults, in_character
 from sim.backends import ModelOptions
 from sim.cli import INTERRUPTED
 from sim.run.executor import worker_count
+from sim.run.forkserver import start_context
 from sim.run.loop import run
 from sim.run.options import RunOptions
-from sim.run.pool import start_context
 from sim.world.load import WorldPaths, load_world
 
 pytest_plugins = ["fakes.plugin"]

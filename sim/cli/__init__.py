@@ -11,12 +11,13 @@ its work (the world's models, the run loop and LangGraph, Arrow, drawing) it imp
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
 import click
 
-from sim import INTERRUPTED, __version__
+from sim import INTERRUPTED, __version__, keep_status
 from sim.errors import ConfigError, SimError, Terminated
 
 
@@ -79,5 +80,15 @@ def main() -> None:
         _register()  # imports every command module (and DuckDB): a Ctrl-C here is one line too
     except KeyboardInterrupt:
         click.echo(INTERRUPTED, err=True)
+        keep_status()
         sys.exit(130)
-    sys.exit(cli.main(prog_name="sim"))
+    try:
+        cli.main(prog_name="sim")
+    except SystemExit as done:
+        if done.code in (130, Terminated.exit_code):
+            keep_status()
+        raise
+    finally:
+        # The command is done and has closed what it opened: the interpreter's last collection, walking every
+        # object a run leaves (the world, the modules: about 0.1 s), would only find what exiting frees anyway.
+        gc.freeze()

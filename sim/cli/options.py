@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 
 from sim.errors import ConfigError, Problem
-from sim.store.db import default_db
+from sim.store.path import default_db
 from sim.world.paths import WorldPaths
 
 F = TypeVar("F", bound=Callable[..., Any])

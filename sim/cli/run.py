@@ -15,7 +15,7 @@ from sim.backends import registry
 from sim.cli.model_flags import BackendChoice, ModelFlags, model_flags
 from sim.cli.options import SEED, console, db_option, pack_dirs, world_options
 from sim.errors import UsageError
-from sim.store.db import DEFAULT_DB
+from sim.store.path import DEFAULT_DB
 from sim.world.paths import WorldPaths
 from sim.world.persona_graph import learners
 
@@ -82,13 +82,14 @@ def run_command(
     Running the same command again adds nothing; a run stopped at any point (even killed) completes
     on the next invocation, with nothing lost and nothing duplicated.
     """
-    from sim.run.loop import warm_up
-    from sim.run.options import RunOptions
-    from sim.world.load import load_world
+    from sim.run.forkserver import warm_up  # first, and alone: the fork server imports while this process does
 
     _check_model_flags(backend, model, model_options, workers)
     if not dry_run:
         warm_up(backend, workers, variations, batch=model_options.options.batch)
+    from sim.run.options import RunOptions
+    from sim.world.load import load_world
+
     world = load_world(paths, pack_dirs(packs, paths))
     options = RunOptions(
         db=db,

@@ -12,7 +12,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 import uuid
@@ -26,6 +25,7 @@ from sim.backends import Backend, create, registry
 from sim.backends.providers.common import AuthError
 from sim.errors import StoreError
 from sim.run.executor import Executor, LineTask, worker_count
+from sim.run.forkserver import start_context
 from sim.run.lines import steady_collector
 from sim.run.options import Progress, RunOptions, RunSummary
 from sim.run.outcome import failure, outcome, sigterm_interrupts
@@ -101,29 +101,12 @@ def choose_executor(world: World, options: RunOptions, todo: Sequence[SceneJob])
     return InProcess(world, options.concurrency)
 
 
-def warm_up(backend: str, workers: int, variations: int, *, batch: bool = False) -> None:
-    """Start the worker processes' fork server now, before the world is loaded, if this run could use workers.
-
-    It could when there is more than one life line (`variations`) and `workers` asks for more than one process,
-    or for auto on a machine with more than one core (see `worker_count`; whether auto does use them is known
-    only once the world is planned). The fork server then imports what a worker needs while this process loads
-    the world; if the run turns out to need no worker, it ends with the run, unused.
-    """
-    if variations < 2 or batch or workers == 1 or (workers == 0 and (os.cpu_count() or 1) < 2):
-        return
-    from sim.run.pool import start_context
-
-    start_context(backend)
-
-
 def _warm_up(options: RunOptions, jobs: Sequence[SceneJob]) -> None:
     """If the whole plan would use worker processes, start their fork server now, to import while this one prepares.
 
     A rerun that finds most scenes stored may then use fewer; an idle fork server ends with the run.
     """
     if _workers(options, jobs) > 1:
-        from sim.run.pool import start_context
-
         start_context(options.backend)
 
 

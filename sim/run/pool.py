@@ -27,60 +27,22 @@ Invariants:
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 import threading
 import time
 from collections.abc import Sequence
-from multiprocessing import forkserver, resource_tracker
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING
 
-from sim.backends import registry
 from sim.backends.base import Backend
 from sim.backends.budget import Budget
 from sim.backends.providers.common import SceneStopped
 from sim.run import worker as worker_process
 from sim.run.executor import LineTask, Sink
+from sim.run.forkserver import start_context
 from sim.run.hub import LineHub, SceneHub, Worker
 from sim.run.options import RunOptions
 from sim.world.curriculum import SceneJob
 from sim.world.load import World
-
-if TYPE_CHECKING:
-    from multiprocessing.context import ForkServerContext, SpawnContext  # no fork server on Windows
-
-    Context = SpawnContext | ForkServerContext
-
-def start_context(backend: str) -> Context:
-    """Where the pool's worker processes start from, set going now, as soon as a run knows it will use them.
-
-    On POSIX that is a fork server (`multiprocessing`'s forkserver) that imports what a worker needs
-    (`sim.run.worker`: LangGraph and the engine; the provider's SDK; and Faker, which casting imports
-    only when it first drafts a person: about a second of CPU offline, 4 s with an SDK) once; each
-    worker is then forked from it ready in milliseconds, instead of importing on its own, on the cores
-    the run's first scenes need. Started before the parent prepares the run, the two import at once.
-    Elsewhere (Windows), workers are spawned and import on their own.
-
-    The fork server is in the terminal's process group, so a Ctrl-C while it imports would print a
-    KeyboardInterrupt traceback from it. It is started with SIGINT blocked, which it keeps, and so do
-    the workers forked from it: the run's process reports the interrupt and ends them through their
-    pipes. The calling thread blocks SIGINT only while it starts the fork server (milliseconds), so
-    a Ctrl-C then is held until it is done (or taken at once by another thread): never lost.
-    """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    preload = [worker_process.__name__, "sim.run.local", "faker", registry.preload(backend)]  # and the SDK
-    context.set_forkserver_preload(preload)
-    resource_tracker.ensure_running()  # first: starting it unblocks SIGINT when done (bpo-33613)
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        forkserver.ensure_running()  # a no-op when this process has started one already
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    return context
 
 
 class ProcessPool:

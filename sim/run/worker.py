@@ -87,7 +87,7 @@ def work(tasks: Connection, ledger: Synchronized[float], pipe: Connection) -> No
 
 
 def _work(given: Work, tasks: Connection, ledger: Synchronized[float], outbox: queue.SimpleQueue[Any]) -> None:
-    from sim.run.local import LocalScenes  # imported by the fork server already (`sim.run.pool.start_context`)
+    from sim.run.local import LocalScenes  # imported by the fork server already (`sim.run.forkserver.start_context`)
 
     world, options, environ, jobs = given
     # A fork server's child has the environment the fork server started with; the run's is the parent's now

@@ -4,6 +4,9 @@ Invariants:
 - Only the run's own process writes the database, and only here (besides the `runs` row), opening it
   only to write, so `sim query` can read between batches.
 - A batch is written in one transaction (`sim.store.trajectories`): a scene is stored whole or not at all.
+- A batch fits the writer's memory (`sim.store.db.WRITER_MEMORY`) however long the life: it is bounded in
+  bytes as well as in scenes (late in a life the learner's state, every memory, is the bulk of a scene),
+  and a batch DuckDB still cannot hold is written in halves.
 - While lines are lived (`flushing`), batches are written from a thread, one at a time, when full or
   every `every` seconds, so the event loop goes on living scenes and serving replies meanwhile.
 """
@@ -17,12 +20,17 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from sim.store.db import connect
+import duckdb
+
+from sim.errors import StoreError, first_line
+from sim.store.db import WRITER_MEMORY, connect
 from sim.store.rows import FailedScene, SceneRecord
 from sim.store.trajectories import stored_effects, write_failures, write_scenes
 
 FLUSH_SCENES = 256
-FLUSH_TURNS = 20_000  # long scenes flush sooner, so a batch fits the writer's memory limit
+FLUSH_BYTES = 6_000_000
+"""The text a batch may hold (the learner's states and the turns): inserting it takes DuckDB four to five times
+as much, and a batch of 14 MB was the first to fail under the writer's 64 MB limit."""
 FLUSH_SECONDS = 2.0
 MODEL_FLUSH_SECONDS = 10.0
 """A model run flushes less often: what it paid for is durable in the reply cache the moment it arrives, so a
@@ -38,7 +46,7 @@ class BatchWriter:
         self._buffer: list[SceneRecord] = []
         self._failures: list[FailedScene] = []
         self._lock = threading.Lock()
-        self._turns = 0
+        self._bytes = 0
         self._full: asyncio.Event | None = None  # set when a batch is full, while `flushing`
 
     def stored_effects(self, learner: str, variations: list[int]) -> dict[int, list[str]]:
@@ -50,8 +58,8 @@ class BatchWriter:
         """Queue a finished scene; a full batch is written soon after (at once, when not `flushing`)."""
         with self._lock:
             self._buffer.append(scene)
-            self._turns += len(scene.turns)
-            full = len(self._buffer) >= FLUSH_SCENES or self._turns >= FLUSH_TURNS
+            self._bytes += _size(scene)
+            full = len(self._buffer) >= FLUSH_SCENES or self._bytes >= FLUSH_BYTES
         if full:
             if self._full is None:
                 self.flush()
@@ -67,11 +75,25 @@ class BatchWriter:
         """Write every queued scene now (safe from another thread while scenes are being added)."""
         with self._lock:
             scenes, failures = self._buffer, self._failures
-            self._buffer, self._failures, self._turns = [], [], 0
+            self._buffer, self._failures, self._bytes = [], [], 0
         if scenes or failures:
+            self._write(scenes, failures)
+
+    def _write(self, scenes: list[SceneRecord], failures: list[FailedScene]) -> None:
+        """Write one batch; if DuckDB runs out of memory for it (nothing was written), each half on its own."""
+        try:
             with connect(self.db) as con:
                 write_scenes(con, scenes, self.run_id)
                 write_failures(con, failures, self.run_id)
+        except duckdb.OutOfMemoryException as exc:
+            if len(scenes) < 2:
+                raise StoreError(
+                    f"cannot store scene {scenes[0].scene.scene_key if scenes else '(failures)'} in {self.db}: "
+                    f"{first_line(exc)} (the writer's limit is {WRITER_MEMORY}; report it, with the scene)"
+                ) from None
+            half = len(scenes) // 2
+            self._write(scenes[:half], failures)
+            self._write(scenes[half:], [])
 
     @contextlib.asynccontextmanager
     async def flushing(self) -> AsyncIterator[None]:
@@ -98,3 +120,8 @@ class BatchWriter:
                 return
             await asyncio.to_thread(self.flush)
             last = time.monotonic()
+
+
+def _size(record: SceneRecord) -> int:
+    """About the bytes a scene adds to a batch: the learner's state after it, its lines, and its row."""
+    return len(record.state.state) + sum(len(turn.text) for turn in record.turns) + 2_000

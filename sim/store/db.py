@@ -29,16 +29,10 @@ from sim.store.faults import environment_fault, machine_fault
 from sim.store.lock import run_lock
 from sim.store.schema import migrate, pending_migrations
 
-DEFAULT_DB = Path("outputs/raising.duckdb")
 LOCK_WAIT_S = 30.0
 # A writer holds only one batch at a time; without a limit DuckDB keeps every block it touched cached
 # (up to 80% of RAM), so a run's memory would grow with the database instead of staying flat.
-WRITER_MEMORY = "32MB"
-
-
-def default_db() -> Path:
-    """The database path: $SIM_DB, else outputs/raising.duckdb."""
-    return Path(os.environ.get("SIM_DB") or DEFAULT_DB)
+WRITER_MEMORY = "64MB"
 
 
 @contextmanager
