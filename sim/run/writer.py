@@ -59,12 +59,16 @@ class BatchWriter:
         with self._lock:
             self._buffer.append(scene)
             self._bytes += _size(scene)
-            full = len(self._buffer) >= FLUSH_SCENES or self._bytes >= FLUSH_BYTES
+            full = self._full_locked()
         if full:
             if self._full is None:
                 self.flush()
             else:
                 self._full.set()
+
+    def _full_locked(self) -> bool:
+        """Whether the queued scenes make a batch (with `_lock` held)."""
+        return len(self._buffer) >= FLUSH_SCENES or self._bytes >= FLUSH_BYTES
 
     def add_failure(self, scene: FailedScene) -> None:
         """Queue a failed scene; it is written with the next batch."""
@@ -115,11 +119,13 @@ class BatchWriter:
         while not finished.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), max(0.0, last + self.every - time.monotonic()))
-            wake.clear()
             if finished.is_set():
                 return
             await asyncio.to_thread(self.flush)
             last = time.monotonic()
+            with self._lock:
+                if not self._full_locked():  # scenes that came during the write are not a batch yet
+                    wake.clear()
 
 
 def _size(record: SceneRecord) -> int:
