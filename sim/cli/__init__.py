@@ -60,7 +60,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sim.cli import backends, corpus, export, learner, personas, query, run, scenarios, schema
+    from sim.cli import backends, check, corpus, export, learner, personas, query, run, scenarios, schema
 
     cli.add_command(run.run_command)
     cli.add_command(backends.backends)
@@ -72,6 +72,7 @@ def _register() -> None:
     cli.add_command(scenarios.scenarios)
     cli.add_command(schema.schema)
     cli.add_command(export.export)
+    cli.add_command(check.check)
 
 
 def main() -> None:

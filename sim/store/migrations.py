@@ -6,26 +6,12 @@ has run by name (`sim.store.schema`); the README's table reference is generated 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import duckdb
 
-Migration = Callable[[duckdb.DuckDBPyConnection], None]
-MIGRATIONS: list[Migration] = []
+from sim.store.migrating import MIGRATIONS, Migration, migration
+from sim.store.migrating import comment as _comment
 
-
-def migration(step: Migration) -> Migration:
-    """Append `step` to `MIGRATIONS`: migrations run in the order they are written in this file."""
-    if step.__name__ in {m.__name__ for m in MIGRATIONS}:
-        raise ValueError(f"a second migration named {step.__name__}: a name is a key in _migrations")
-    MIGRATIONS.append(step)
-    return step
-
-
-def _comment(con: duckdb.DuckDBPyConnection, table: str, text: str, columns: dict[str, str]) -> None:
-    for target, doc in ((f"TABLE {table}", text), *((f"COLUMN {table}.{c}", d) for c, d in columns.items())):
-        quoted = doc.replace("'", "''")
-        con.execute(f"COMMENT ON {target} IS '{quoted}'")
+__all__ = ["MIGRATIONS", "Migration", "migration"]
 
 
 @migration
@@ -396,3 +382,8 @@ def m006_run_outcomes(con: duckdb.DuckDBPyConnection) -> None:
         "error": "Why it did not end done, one line; NULL when it did.",
         "scenes_failed": "Scenes it tried and could not finish (in scene_failures; the next run tries them again).",
     })
+
+
+# Later migrations live in their own modules, registered here, after m001 to m006, so that importing this
+# module always gives the whole list in order.
+from sim.store import migrations_quality  # noqa: E402, F401

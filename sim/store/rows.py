@@ -187,6 +187,36 @@ class FailedScene:
     calls: tuple[LlmCallRow, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class SceneMeasures:
+    """A row of `scene_quality`, as the per-scene measures give it (`sim.corpus.quality`): one figure a column.
+
+    The table's last columns (when it was measured, the version, its MinHash signature and near-duplicate
+    cluster) are filled by the quality check that stores it.
+    """
+
+    scene_key: str
+    learner_turns: int
+    learner_words_max: int
+    learner_words_mean: float
+    over_limit_turns: int  # learner turns longer than the stage's max_words_per_turn
+    learner_grade: float | None  # calibrated reading grade of the learner's lines (None: too few words)
+    others_grade: float | None  # the same for everyone else's lines
+    grade_in_band: bool | None  # learner_grade at most the top of the stage band (None when learner_grade is None)
+    turns: int
+    speakers: int
+    empty_lines: int
+    i_label_ok: bool  # the learner speaks as `I` in every turn, and no one else does
+    first_person_narration: bool  # opening and reflection are told in the first person
+    name_in_narration: int  # the learner's own name used as a third person outside quoted speech
+    self_repeats: int  # a speaker saying a sentence they already said in this scene
+    repeated_sentences: int  # a sentence occurring more than once anywhere in the record
+    meta_talk: int  # lines that talk about being an AI, a model, a script or a prompt
+    pronoun_mismatches: int  # a cast member referred to with pronouns other than their persona's
+    recalls: bool  # the scene recalls an earlier one
+    recall_related: bool | None  # a recalled scene shares a person or a value with this one (None: no recall)
+
+
 def columns(row: type[Any]) -> tuple[str, ...]:
     """The table columns of a row class, in order."""
     return tuple(f.name for f in fields(row))
