@@ -25,6 +25,7 @@ PRONOUNS = {
 }
 _ALL = {p: s for s, words in PRONOUNS.items() for p in words}
 _SENTENCES = re.compile(r"[^.!?]+[.!?]*")
+_TITLE = re.compile(r"\b(Mr|Mrs|Ms|Dr|Prof|St)\.")  # "Ms. Quinn" does not end a sentence
 _WORDS = re.compile(r"[A-Za-z][A-Za-z.'-]*")
 
 
@@ -59,7 +60,7 @@ def pronoun_mismatches(scene: SceneText) -> int:
 
 
 def _mismatches(text: str, cast: tuple[Person, ...]) -> int:
-    sentences = _SENTENCES.findall(text)
+    sentences = _SENTENCES.findall(_TITLE.sub(r"\1", text))
     found = 0
     for i, sentence in enumerate(sentences):
         named = [p for p in cast if p.pronouns in PRONOUNS and _names(p, sentence)]
@@ -71,8 +72,12 @@ def _mismatches(text: str, cast: tuple[Person, ...]) -> int:
 
 
 def _names(person: Person, sentence: str) -> bool:
-    names = {person.address_as, person.name, person.name.split()[0]} - {"", "I"}
-    return any(re.search(rf"\b{re.escape(n)}\b", sentence) for n in names)
+    return any(re.search(rf"\b{re.escape(n)}\b", sentence) for n in _called(person))
+
+
+def _called(person: Person) -> set[str]:
+    """What a person may be called: their address ("Ms Quinn", titles without the dot), name and first name."""
+    return {_TITLE.sub(r"\1", n) for n in (person.address_as, person.name, person.name.split()[0])} - {"", "I"}
 
 
 def _first_pronoun(sentence: str, person: Person, following: str) -> str | None:
@@ -80,8 +85,7 @@ def _first_pronoun(sentence: str, person: Person, following: str) -> str | None:
 
     The following sentence counts only when it starts with a pronoun ("Leo scored. They ran." reads Leo's).
     """
-    names = {person.address_as, person.name, person.name.split()[0]} - {"", "I"}
-    at = min((m.end() for n in names for m in re.finditer(rf"\b{re.escape(n)}\b", sentence)), default=0)
+    at = min((m.end() for n in _called(person) for m in re.finditer(rf"\b{re.escape(n)}\b", sentence)), default=0)
     for word in _WORDS.findall(sentence[at:]):
         if word.lower() in _ALL:
             return str(word).lower()
