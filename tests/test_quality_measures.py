@@ -67,6 +67,9 @@ def test_a_she_called_they_is_a_pronoun_mismatch() -> None:
     assert measure(scene(("I", "Ms. Quinn said she would help us."))).pronoun_mismatches == 0
     assert measure(scene(("I", "Leo scored. They ran off laughing."))).pronoun_mismatches == 1
     assert measure(scene(("I", "Ms. Quinn told Leo she was proud."))).pronoun_mismatches == 0  # two sets: skipped
+    # Someone else's pronoun in a later clause, or a possessive opening the next sentence, is not theirs.
+    assert measure(scene(opening="I am seven. Ms. Quinn pins a cartoon up: a man with a bag on his head.",
+                         reflection="Leo was right, not behind their back. Their team won.")).pronoun_mismatches == 0
 
 
 def test_a_recalled_scene_related_by_a_person_or_a_value() -> None:

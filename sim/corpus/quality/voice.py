@@ -4,8 +4,9 @@ Invariant: pure functions of a `SceneText`; quoted speech in the narration (“�
 said, so it is left out of what the narration itself says.
 
 The pronoun check is a heuristic, and its limits are these: it reads the sentence in which a cast member is
-named and takes the first third-person pronoun after the name as theirs (if there is none, the next
-sentence's first word when that is a pronoun: "Leo scored. They ran."); a pronoun after
+named and takes the first third-person pronoun after the name, in the same clause (up to a comma, colon,
+semicolon, dash or bracket), as theirs; if there is none, the next sentence's first word when that is a
+subject pronoun ("Leo scored. They ran."). A pronoun after
 a name may belong to someone else ("Mum told Zoe she was late"), so a sentence naming two people of different
 pronoun sets is skipped; and a line's own speaker is never checked against "I" or "you".
 """
@@ -25,6 +26,8 @@ PRONOUNS = {
 }
 _ALL = {p: s for s, words in PRONOUNS.items() for p in words}
 _SENTENCES = re.compile(r"[^.!?]+[.!?]*")
+_CLAUSE = re.compile(r"[,;:—–()]")
+_SUBJECTS = {"she", "he", "they"}
 _TITLE = re.compile(r"\b(Mr|Mrs|Ms|Dr|Prof|St)\.")  # "Ms. Quinn" does not end a sentence
 _WORDS = re.compile(r"[A-Za-z][A-Za-z.'-]*")
 
@@ -83,11 +86,12 @@ def _called(person: Person) -> set[str]:
 def _first_pronoun(sentence: str, person: Person, following: str) -> str | None:
     """The first third-person pronoun after the person's name in `sentence`, or `following`'s first word.
 
-    The following sentence counts only when it starts with a pronoun ("Leo scored. They ran." reads Leo's).
+    Only the clause the name is in counts, and the following sentence only when it starts with she, he or they.
     """
     at = min((m.end() for n in _called(person) for m in re.finditer(rf"\b{re.escape(n)}\b", sentence)), default=0)
-    for word in _WORDS.findall(sentence[at:]):
+    clause = _CLAUSE.split(sentence[at:], maxsplit=1)[0]
+    for word in _WORDS.findall(clause):
         if word.lower() in _ALL:
             return str(word).lower()
     first = str(next(iter(_WORDS.findall(following)), "")).lower()
-    return first if first in _ALL else None
+    return first if first in _SUBJECTS else None
