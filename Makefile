@@ -41,7 +41,7 @@ demo: $(VENV)/.installed
 	@$(SIM) run $(PACKS) --variations 3
 	@echo
 	@echo "The sim command is in $(BIN)/. Put it on your PATH with:  source $(BIN)/activate"
-	@echo "(or call it as $(SIM)), then try the commands above, 'sim stats' or 'sim --help'."
+	@echo "(or call it as $(SIM)), then try the commands above, 'sim stats', 'sim check' or 'sim --help'."
 
 docs: $(VENV)/.installed
 	$(BIN)/python -m sim.store.docs
