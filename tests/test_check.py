@@ -103,3 +103,41 @@ def test_the_readme_lists_every_measure_as_sim_check_describes_it() -> None:
     readme = (REPO / "README.md").read_text()
     for name, description in MEASURES.items():
         assert f"| `{name}` | {description} |" in readme
+
+
+def exported_ids(out: Path) -> set[str]:
+    return {json.loads(line)["id"] for line in (out / "train-00000-of-00001.jsonl").read_text().splitlines()}
+
+
+def test_export_only_passing_needs_a_check_first(corpus: Path) -> None:
+    result = run_cli("export", "--db", str(corpus), "--out", "out", "--format", "jsonl", "--only-passing")
+    assert result.exit_code == 2
+    assert result.stderr == ("error: 30 scene(s) have not been measured: run `sim check` first "
+                             "(--only-passing and --dedup read what it stores)\n")  # fmt: skip
+    assert not Path("out").exists()
+
+
+def test_export_only_passing_keeps_the_scenes_that_pass_each_gate_in_its_per_scene_form(corpus: Path) -> None:
+    Path("g.yaml").write_text("gates:\n  self_repeats: {max: 0.05}\n  distinct_3: {min: 0.9}\n")
+    run_cli("check", "--db", str(corpus), "--gates", "g.yaml")
+    result = run_cli("export", "--db", str(corpus), "--out", "out", "--format", "jsonl", "--only-passing",
+                     "--gates", "g.yaml")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    passing = {k for (k,) in rows(corpus, "SELECT scene_key FROM scene_quality WHERE self_repeats = 0")}
+    assert 0 < len(passing) < 30  # the shipped text has speakers who repeat themselves
+    assert exported_ids(Path("out")) == passing
+    card = (Path("out") / "README.md").read_text()
+    assert f"| fails self_repeats | {30 - len(passing)} |" in card
+    assert "distinct_3" not in card.split("## Quality")[0]  # a corpus gate holds nothing back
+    assert f"held back by quality: {30 - len(passing)} fails self_repeats" in result.stdout
+
+
+def test_export_dedup_keeps_the_first_scene_of_each_near_twin_cluster(corpus: Path) -> None:
+    run_cli("check", "--db", str(corpus), "--gates", str(loose(Path("loose.yaml"))))
+    keys = [k for (k,) in rows(corpus, "SELECT scene_key FROM scene_quality ORDER BY scene_key")]
+    with __import__("duckdb").connect(str(corpus)) as con:  # three scenes made near twins, as a check would find
+        con.execute("UPDATE scene_quality SET cluster = ? WHERE scene_key IN (?, ?, ?)", [keys[3], *keys[3:6]])
+    result = run_cli("export", "--db", str(corpus), "--out", "out", "--format", "jsonl", "--dedup")
+    assert result.exit_code == 0, result.output
+    assert exported_ids(Path("out")) == set(keys) - {keys[4], keys[5]}
+    assert "| near twin of a kept scene | 2 |" in (Path("out") / "README.md").read_text()

@@ -47,6 +47,11 @@ from sim.corpus.export.shards import Shard
 @click.option(
     "--overwrite", is_flag=True, help="Replace an earlier export in --out (only what an export wrote; others are kept)."
 )
+@click.option("--only-passing", is_flag=True,
+              help="Only scenes that pass every per-scene gate of `sim check` (run it first).")  # fmt: skip
+@click.option("--dedup", is_flag=True, help="One scene per near-duplicate cluster (run `sim check` first).")
+@click.option("--gates", "gates_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Gates file for --only-passing (default: the shipped sim/data/gates.yaml).")  # fmt: skip
 @db_option
 def export(
     out: Path,
@@ -58,6 +63,9 @@ def export(
     seed: int,
     tokenizer: Path | None,
     overwrite: bool,
+    only_passing: bool,
+    dedup: bool,
+    gates_file: Path | None,
     db: Path,
 ) -> None:
     """Write the corpus as training shards (Parquet, JSONL or text) with a dataset card.
@@ -77,6 +85,9 @@ def export(
         seed=seed,
         tokenizer=tokenizer,
         overwrite=overwrite,
+        only_passing=only_passing,
+        dedup=dedup,
+        gates=gates_file,
     )
     with _progress() as bar:
         task = bar.add_task("rendering and numbering the records", total=None)
@@ -108,6 +119,9 @@ def _print_summary(result: ExportResult, fmt: str) -> None:
         f"exported {stats.records:,} records, {stats.tokens:,} tokens{estimate}, in {n:,} shard{'s' if n != 1 else ''}",
         markup=False,
     )
+    if result.held_back:
+        why = ", ".join(f"{scenes:,} {reason}" for reason, scenes in result.held_back if scenes)
+        out.print(f"held back by quality: {why or 'nothing'} (the card lists the reasons)", markup=False)
     last = f" … {result.shards[-1].name}" if n > 1 else ""
     out.print(f"shards: {where}/{result.shards[0].name}{last}", markup=False)
     out.print(f"dataset card: {where}/{CARD}; manifest: {where}/{MANIFEST}", markup=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from sim.corpus.export import card, outdir, publish, query, shards
 from sim.corpus.export.card import Stats
 from sim.corpus.export.query import ORDERS, STYLES
 from sim.corpus.export.shards import FORMATS, SEPARATOR, Shard
+from sim.corpus.quality import selection
 from sim.errors import StoreError, UsageError, display_path, first_line
 from sim.store.db import connect
 
@@ -46,6 +47,9 @@ class ExportOptions:
     seed: int = 0
     tokenizer: Path | None = None
     overwrite: bool = False
+    only_passing: bool = False  # only scenes that pass every per-scene gate (`sim.corpus.quality.selection`)
+    dedup: bool = False  # one scene per near-twin cluster
+    gates: Path | None = None  # the gates file `--only-passing` reads (default: the shipped one)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class ExportResult:
     shards: list[Shard]
     stats: Stats
     token_method: str
+    held_back: list[tuple[str, int]] = field(default_factory=list)  # (reason, scenes), with --only-passing/--dedup
 
 
 def export_corpus(options: ExportOptions, progress: Callable[[Shard], None] | None = None) -> ExportResult:
@@ -83,19 +88,21 @@ def _export(
 ) -> ExportResult:
     with connect(options.db, read_only=True) as con:
         stages = query.corpus_stages(con, options.db, options.stages)
+        held = _selection(con, options, stages)
         parameters = _parameters(options, stages)
         owned = outdir.check(options.out, parameters, options.overwrite)
         work = publish.scratch(options.out)
         try:
-            planned, files, stats = _write(con, options, stages, work, owned, tokenizer, progress)
+            planned, files, stats = _write(con, options, stages, work, owned, tokenizer, progress, held.keep)
         except duckdb.Error as exc:
             raise StoreError(_failed(options, exc)) from None
     info = card.CardInfo(
-        display_path(options.out), options.fmt, options.order, options.seed, options.style, stages, method, planned
-    )
+        display_path(options.out), options.fmt, options.order, options.seed, options.style, stages, method, planned,
+        held.reasons, held.quality,
+    )  # fmt: skip
     manifest = _manifest(options, parameters, stats, method, files)
     publish.publish(options.out, owned, [s.name for s in planned], manifest, card.render(stats, info))
-    return ExportResult(options.out, planned, stats, method)
+    return ExportResult(options.out, planned, stats, method, held.reasons)
 
 
 EXPORT_MEMORY = "128MB"
@@ -110,6 +117,7 @@ def _write(
     owned: tuple[str, ...],
     tokenizer: Any,
     progress: Callable[[Shard], None] | None,
+    keep: str | None,
 ) -> tuple[list[Shard], list[dict[str, Any]], Stats]:
     spill = str(work / "duckdb").replace("'", "''")
     con.execute(f"SET temp_directory = '{spill}'")  # DuckDB's spill files stay inside the output too
@@ -117,7 +125,7 @@ def _write(
     con.execute(f"SET memory_limit = '{EXPORT_MEMORY}'")
     token_sql = query.register_tokenizer(con, tokenizer) if tokenizer is not None else query.estimate_sql()
     records = query.build_rows(
-        con, style=options.style, order=options.order, seed=options.seed, stages=stages, token_sql=token_sql
+        con, style=options.style, order=options.order, seed=options.seed, stages=stages, token_sql=token_sql, keep=keep
     )
     if not records:
         raise UsageError(f"nothing to export: {display_path(options.db)} holds no training text for these stages")
@@ -157,7 +165,37 @@ def _parameters(options: ExportOptions, stages: tuple[str, ...]) -> dict[str, An
         "shard_size": options.shard_size,
         "style": options.style,
         "tokenizer": f"sha256:{_sha256(options.tokenizer)}" if options.tokenizer else None,
+        # Named only when asked, so an export made before these options existed reads as the same export.
+        **({"only_passing": True, "gates": _gates_sha(options.gates)} if options.only_passing else {}),
+        **({"dedup": True} if options.dedup else {}),
     }
+
+
+def _gates_sha(path: Path | None) -> str:
+    return f"sha256:{_sha256(path)}" if path else "shipped"
+
+
+@dataclass(frozen=True)
+class Held:
+    """What quality holds back: the SELECT of the scenes kept (None: all), (reason, scenes), the corpus measures."""
+
+    keep: str | None = None
+    reasons: list[tuple[str, int]] = field(default_factory=list)
+    quality: list[tuple[str, str, float | None]] = field(default_factory=list)
+
+
+def _selection(con: duckdb.DuckDBPyConnection, options: ExportOptions, stages: tuple[str, ...]) -> Held:
+    """`--only-passing` and `--dedup`, from what `sim check` stored; nothing asked, nothing read."""
+    if not (options.only_passing or options.dedup):
+        return Held()
+    from sim.corpus.quality.check import VERSION
+    from sim.corpus.quality.gates import load_gates
+
+    selection.require_measured(con, VERSION)
+    gates = list(load_gates(options.gates))
+    how = {"only_passing": options.only_passing, "dedup": options.dedup}
+    return Held(selection.kept_sql(gates, **how), selection.held_back(con, gates, stages, **how),
+                selection.quality_table(con))  # fmt: skip
 
 
 def _manifest(

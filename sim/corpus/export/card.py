@@ -52,6 +52,8 @@ class CardInfo:
     stages: Sequence[str]
     token_method: str
     shards: Sequence[Shard]
+    held_back: Sequence[tuple[str, int]] = ()
+    quality: Sequence[tuple[str, str, float | None]] = ()
 
 
 def collect(con: duckdb.DuckDBPyConnection) -> Stats:
@@ -106,12 +108,24 @@ def render(stats: Stats, info: CardInfo) -> str:
         _table("Records per value", ("value", "records"), stats.values)
         + "\nA record about several values counts under each of them.\n",
         _generators(stats),
+        _held_back(info),
         _fields_section(stats, info),
         _token_section(info),
         _files(info),
         _loading(info),
     ]
     return "\n".join(p for p in parts if p)
+
+
+def _held_back(info: CardInfo) -> str:
+    """What quality held back and why, and what `sim check` measured, when `--only-passing` or `--dedup` asked."""
+    if not info.held_back:
+        return ""
+    reasons = _table("Held back by quality", ("reason", "scenes"), info.held_back)
+    note = ("\nA scene failing several gates counts under each. Gates are `sim check`'s, in their per-scene form "
+            "(a stage's share of scenes that repeat becomes: this scene repeats nothing).\n")  # fmt: skip
+    measured = _table("Quality (`sim check`, the whole corpus)", ("measure", "stage", "value"), info.quality)
+    return reasons + note + "\n" + measured
 
 
 def _front_matter(info: CardInfo) -> str:

@@ -100,16 +100,26 @@ def corpus_stages(con: duckdb.DuckDBPyConnection, db: Path, wanted: Sequence[str
 
 
 def build_rows(
-    con: duckdb.DuckDBPyConnection, *, style: str, order: str, seed: int, stages: Sequence[str], token_sql: str
+    con: duckdb.DuckDBPyConnection,
+    *,
+    style: str,
+    order: str,
+    seed: int,
+    stages: Sequence[str],
+    token_sql: str,
+    keep: str | None = None,
 ) -> int:
     """Create the temporary table `export_rows`, its rowid in export order; returns how many records it holds.
 
     First every scene, sorted by learner and curriculum key, so that `curriculum_position` is a
     rowid offset (the same number `training_text_styled` gives, counted over all stages); then the
     wanted stages, sorted into the export's order. The text is rendered only to be counted
-    (`token_sql` over `text`); `_rid`, the scene's rowid, finds it again for each shard.
+    (`token_sql` over `text`); `_rid`, the scene's rowid, finds it again for each shard. `keep`, a SELECT of
+    scene keys, leaves out the others, as a stage filter does (positions still count every scene).
     """
     wanted = "stage IN (SELECT unnest($stages))" if stages else "true"
+    if keep:  # only the scenes quality keeps (`sim.corpus.quality.selection.kept_sql`)
+        wanted = f"{wanted} AND id IN ({keep})"
     parameters = {"style": style, **({"stages": list(stages)} if stages else {})}
     con.execute(
         f"""

@@ -21,9 +21,9 @@ import duckdb
 
 from sim.corpus.quality.twins import Twin
 
-_TOKENS = (r"list_filter(list_transform(string_split_regex(trim({}), '\s+'), "
-           r"lambda w: regexp_replace(w, '^[^\pL\pN]+|[^\pL\pN]+$', '', 'g')), lambda w: w <> '')")  # fmt: skip
-"""SQL: a text's words, as written (see the module's invariant)."""
+_TOKENS = r"regexp_extract_all({}, '[\pL\pN]+(?:[^\s\pL\pN]+[\pL\pN]+)*')"
+"""SQL: a text's words, as written. A match is a run of non-space characters from its first letter or digit
+to its last: the words of the module's invariant, found in one pass (twice as fast as split and strip)."""
 FRAME_WORDS = 4
 """An opening sentence's frame: its first four words, names masked."""
 FRAME_SHARE = 0.25
@@ -105,8 +105,8 @@ def verbatim_lines(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
             SELECT s.stage, t.scene_key, array_to_string(t.ws, ' ') AS line
             FROM (SELECT scene_key, {words("text")} AS ws FROM turns) t JOIN scenes s USING (scene_key)
             WHERE len(t.ws) >= {LINE_WORDS}),
-        said AS (SELECT line, count(DISTINCT scene_key) AS scenes FROM lines GROUP BY line)
-        SELECT stage, avg((scenes > 1)::INT) FROM lines JOIN said USING (line) GROUP BY stage""")
+        said AS (SELECT line, min(scene_key) <> max(scene_key) AS elsewhere FROM lines GROUP BY line)
+        SELECT stage, avg(elsewhere::INT) FROM lines JOIN said USING (line) GROUP BY stage""")
 
 
 def coverage(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
