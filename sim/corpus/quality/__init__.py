@@ -1,10 +1,11 @@
-"""Quality measures of the corpus: where a measure of the training text goes, one module per measure.
+"""Quality measures of the corpus, and `sim check`'s work with them (`check`).
 
-A measure is a function over the `training_text` view (one row per scene, in curriculum order, with its
-metadata), given a read-only connection from `sim.store.db.connect(db, read_only=True)`; it returns figures
-(per scene, per stage, or for the whole corpus) for a person or a gate to judge.
+Per scene: a stored scene is read back whole (`load`: its text, turns, cast and the personas, the scenes it
+recalls) and measured by pure functions (`measures`, `voice`, `readability`). Per stage and corpus:
+`diversity` counts in DuckDB SQL, and `twins` finds near duplicates by MinHash LSH. `gates` names every
+measure and judges it; `selection` is what an export keeps by quality.
 
-Invariant: a measure only reads. It queries `training_text` (or `training_text_styled(style)`) and no other
-table, so it measures exactly the text an export would write, and it imports nothing heavy at module level,
-so `sim --help` stays fast.
+Invariants: measuring only reads the corpus (scenes, turns, people); `check` alone writes, and only the
+quality tables (`scene_quality`, `corpus_quality`); nothing here is imported by `sim --help`, and heavy
+libraries (datasketch, numpy, pyphen, pyarrow) are imported inside the functions that need them.
 """

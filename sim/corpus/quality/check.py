@@ -30,7 +30,7 @@ from sim.store.db import connect
 from sim.store.lock import run_lock
 from sim.store.rows import SceneMeasures, columns
 
-VERSION = 2
+VERSION = 3
 """The measures' version: raise it when a measure changes, and every scene is measured again."""
 _STAGE_SQL = """
     SELECT s.stage,
