@@ -36,6 +36,10 @@ def test_check_measures_every_scene_and_stores_it_beside_the_text(corpus: Path) 
     assert by_stage[("i_label", "toddler")] == {"name": "i_label", "stage": "toddler", "value": 1.0,
                                                  "threshold": {"min": 1.0}, "pass": True}  # fmt: skip
     assert result.exit_code == (1 if any(m["pass"] is False for m in report["measures"]) else 0)
+    covered = by_stage[("values_covered", "toddler")]
+    counted = rows(corpus, "SELECT v, count(*) FROM scenes, unnest(\"values\") AS u(v) WHERE stage = 'toddler' "
+                           "GROUP BY v ORDER BY v")  # fmt: skip
+    assert covered["detail"] == dict(counted) and covered["value"] == len(counted)
 
 
 def test_a_failing_gate_exits_1_and_names_it(corpus: Path) -> None:

@@ -57,7 +57,7 @@ def _json(report: CheckReport) -> dict[str, Any]:
         "measured": report.measured,
         "measures": [{"name": v.measure, "stage": v.stage or None, "value": v.value,
                       "threshold": None if v.gate is None else v.gate.model_dump(exclude_none=True),
-                      "pass": v.passed} for v in report.verdicts],
+                      "pass": v.passed, **({"detail": v.detail} if v.detail else {})} for v in report.verdicts],
     }  # fmt: skip
 
 

@@ -124,8 +124,17 @@ def _held_back(info: CardInfo) -> str:
     reasons = _table("Held back by quality", ("reason", "scenes"), info.held_back)
     note = ("\nA scene failing several gates counts under each. Gates are `sim check`'s, in their per-scene form "
             "(a stage's share of scenes that repeat becomes: this scene repeats nothing).\n")  # fmt: skip
-    measured = _table("Quality (`sim check`, the whole corpus)", ("measure", "stage", "value"), info.quality)
+    seen = dict.fromkeys(stage for _, stage, _ in info.quality)
+    stages = [s for s in seen if s != "corpus"] + ["corpus"] * ("corpus" in seen)
+    values = {(measure, stage): value for measure, stage, value in info.quality}
+    measures = dict.fromkeys(m for m, _, _ in info.quality)
+    table = [(m, *(_measured(values.get((m, s))) for s in stages)) for m in measures]
+    measured = _table("Quality (`sim check`, the whole corpus)", ("measure", *stages), table)
     return reasons + note + "\n" + measured
+
+
+def _measured(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
 
 
 def _front_matter(info: CardInfo) -> str:

@@ -79,7 +79,7 @@ def check(db: Path, targets: Mapping[str, StageTargets], gates: Mapping[str, Bou
         again = not stored or stored[0] != fingerprint
         if again:
             _measure_corpus(con, fingerprint)
-        values = con.execute("SELECT measure, stage, value FROM corpus_quality").fetchall()
+        values = con.execute("SELECT measure, stage, value, detail FROM corpus_quality").fetchall()
         (scenes,) = con.execute("SELECT count(*) FROM scenes").fetchone() or (0,)
     return CheckReport(scenes, measured, again, stages, verdicts(_ordered(values, stages), dict(gates)))
 
@@ -167,11 +167,13 @@ def _corpus_rows(con: duckdb.DuckDBPyConnection, found: Mapping[str, Any]) -> It
     yield "adjacent_twins", "", diversity.adjacent_twins(con, found), None
 
 
-def _ordered(values: Sequence[tuple[str, str, Any]], stages: Sequence[str]) -> list[tuple[str, str, float | None]]:
-    """Values in the order of `MEASURES`, then stage order (the corpus, "", last)."""
+def _ordered(
+    values: Sequence[tuple[str, str, Any, Any]], stages: Sequence[str]
+) -> list[tuple[str, str, float | None, dict[str, Any] | None]]:
+    """Values in the order of `MEASURES`, then stage order (the corpus, "", last), with their details parsed."""
     from sim.corpus.quality.gates import MEASURES
 
     rank = {name: i for i, name in enumerate(MEASURES)}
     where = {stage: i for i, stage in enumerate(stages)}
     ordered = sorted(values, key=lambda v: (rank.get(v[0], len(rank)), where.get(v[1], len(where))))
-    return [(m, s, None if v is None else float(v)) for m, s, v in ordered]
+    return [(m, s, None if v is None else float(v), json.loads(d) if d else None) for m, s, v, d in ordered]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import model_validator
 
@@ -76,6 +77,7 @@ class Verdict:
     stage: str
     value: float | None
     gate: Bound | None
+    detail: dict[str, Any] | None = None  # its parts (values_covered: scenes per value)
 
     @property
     def passed(self) -> bool | None:
@@ -94,6 +96,8 @@ def _known(doc: Document[GateFile]) -> list[Problem]:
             for name in doc.model.gates if name not in MEASURES]  # fmt: skip
 
 
-def verdicts(values: Iterable[tuple[str, str, float | None]], gates: dict[str, Bound]) -> list[Verdict]:
-    """Each (measure, stage, value) with its gate."""
-    return [Verdict(measure, stage, value, gates.get(measure)) for measure, stage, value in values]
+def verdicts(
+    values: Iterable[tuple[str, str, float | None, dict[str, Any] | None]], gates: dict[str, Bound]
+) -> list[Verdict]:
+    """Each (measure, stage, value, detail) with its gate."""
+    return [Verdict(measure, stage, value, gates.get(measure), detail) for measure, stage, value, detail in values]

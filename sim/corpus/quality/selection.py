@@ -72,8 +72,12 @@ def held_back(
 
 
 def quality_table(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, float | None]]:
-    """What the last `sim check` measured of the corpus: (measure, stage, value), stages in curriculum order."""
-    return con.execute("""
+    """What the last `sim check` measured: (measure, stage, value), in `MEASURES` order, then curriculum order."""
+    from sim.corpus.quality.gates import MEASURES
+
+    rank = {name: i for i, name in enumerate(MEASURES)}
+    rows = con.execute("""
         SELECT q.measure, coalesce(nullif(q.stage, ''), 'corpus'), round(q.value, 3)
         FROM corpus_quality q LEFT JOIN (SELECT DISTINCT stage, stage_rank FROM scenes) s USING (stage)
         ORDER BY q.measure, coalesce(s.stage_rank, 999)""").fetchall()
+    return sorted(rows, key=lambda row: rank.get(row[0], len(rank)))
