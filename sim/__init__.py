@@ -5,6 +5,15 @@ INTERRUPTED = "interrupted: finished work is kept; run the same command again to
 """What `sim` says on a Ctrl-C (status 130), whenever it comes."""
 
 
+def exit_interrupted() -> None:
+    """Say the one line a Ctrl-C gets, and exit with status 130 (for an interrupt before the CLI is running)."""
+    import sys
+
+    sys.stderr.write(INTERRUPTED + "\n")
+    keep_status()
+    sys.exit(130)
+
+
 def keep_status() -> None:
     """Make sure the process ends with the status it exits with after an interrupt (130, or 143 for SIGTERM).
 

@@ -4,9 +4,7 @@ The CLI is imported inside `main`, so a Ctrl-C while Python loads it (click, the
 is one line and status 130, as at any later moment, instead of a KeyboardInterrupt traceback.
 """
 
-import sys
-
-from sim import INTERRUPTED, keep_status
+from sim import exit_interrupted
 
 
 def main() -> None:
@@ -14,9 +12,7 @@ def main() -> None:
     try:
         from sim.cli import main as cli
     except KeyboardInterrupt:
-        sys.stderr.write(INTERRUPTED + "\n")
-        keep_status()
-        sys.exit(130)
+        exit_interrupted()
     cli()
 
 

@@ -9,6 +9,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -87,7 +88,7 @@ def ok(result: Result) -> Result:
     return result
 
 
-def rows(db: Path | str, sql: str) -> list[tuple[object, ...]]:
+def rows(db: Path | str, sql: str) -> list[tuple[Any, ...]]:
     """The rows `sql` reads from database `db` (opened read-only, as `sim query` does)."""
     import duckdb
 

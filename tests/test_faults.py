@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, rows, run_cli
 
 from sim import INTERRUPTED
 from sim.store.migrations import MIGRATIONS
@@ -60,11 +60,6 @@ else:
 from sim.__main__ import main
 main()
 """
-
-
-def rows(db: Path | str, sql: str) -> list[tuple[object, ...]]:
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(sql).fetchall()
 
 
 def env() -> dict[str, str]:

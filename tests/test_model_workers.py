@@ -20,9 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, rows, run_cli
 from fakes import AnthropicFake, Fault, Faults, in_character
 
 from sim.backends import ModelOptions
@@ -49,11 +48,6 @@ def anthropic(shipped_world: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def sim_run(db: str, *extra: str) -> Any:
     return run_cli("run", PACK, "--backend", "anthropic", "--model", MODEL, "--db", db, "--variations", "3", *extra)
-
-
-def rows(db: str, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(db, read_only=True) as con:
-        return con.execute(sql).fetchall()
 
 
 TEXT = "SELECT pack, scene, variation, text FROM training_text ORDER BY pack, scene, variation"

@@ -12,12 +12,11 @@ its work (the world's models, the run loop and LangGraph, Arrow, drawing) it imp
 from __future__ import annotations
 
 import gc
-import sys
 from typing import Any
 
 import click
 
-from sim import INTERRUPTED, __version__, keep_status
+from sim import INTERRUPTED, __version__, exit_interrupted, keep_status
 from sim.errors import ConfigError, SimError, Terminated
 
 
@@ -80,9 +79,7 @@ def main() -> None:
     try:
         _register()  # imports every command module (and DuckDB): a Ctrl-C here is one line too
     except KeyboardInterrupt:
-        click.echo(INTERRUPTED, err=True)
-        keep_status()
-        sys.exit(130)
+        exit_interrupted()
     try:
         cli.main(prog_name="sim")
     except SystemExit as done:

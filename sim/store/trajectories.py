@@ -28,9 +28,9 @@ def write_scenes(con: duckdb.DuckDBPyConnection, records: Sequence[SceneRecord],
     if not records:
         return
     tables = {
-        "scenes": _table([r.scene for r in records], run_id=run_id),
-        "turns": _table([t for r in records for t in r.turns]),
-        "learner_states": _table([r.state for r in records]),
+        "scenes": arrow_table([r.scene for r in records], run_id=run_id),
+        "turns": arrow_table([t for r in records for t in r.turns]),
+        "learner_states": arrow_table([r.state for r in records]),
     }
     if any(r.calls for r in records):
         tables["llm_calls"] = _calls_table([(r.scene.scene_key, r.calls) for r in records], run_id)
@@ -38,8 +38,8 @@ def write_scenes(con: duckdb.DuckDBPyConnection, records: Sequence[SceneRecord],
     con.execute("BEGIN")
     try:
         for name, table in tables.items():
-            _insert(con, name, table)
-        _insert(con, "people", _table(people, first_run_id=run_id), ignore_existing=True)
+            insert_table(con, name, table)
+        insert_table(con, "people", arrow_table(people, first_run_id=run_id), ignore_existing=True)
         con.execute("UPDATE runs SET scenes_done = scenes_done + ? WHERE run_id = ?", [len(records), run_id])
         con.execute("COMMIT")
     except BaseException:
@@ -53,9 +53,10 @@ def write_failures(con: duckdb.DuckDBPyConnection, failures: Sequence[FailedScen
         return
     con.execute("BEGIN")
     try:
-        _insert(con, "scene_failures", _table([f.failure for f in failures], run_id=run_id), ignore_existing=True)
+        failed = arrow_table([f.failure for f in failures], run_id=run_id)
+        insert_table(con, "scene_failures", failed, ignore_existing=True)
         if any(f.calls for f in failures):
-            _insert(con, "llm_calls", _calls_table([(f.failure.scene_key, f.calls) for f in failures], run_id))
+            insert_table(con, "llm_calls", _calls_table([(f.failure.scene_key, f.calls) for f in failures], run_id))
         con.execute("UPDATE runs SET scenes_failed = scenes_failed + ? WHERE run_id = ?", [len(failures), run_id])
         con.execute("COMMIT")
     except BaseException:
@@ -63,10 +64,11 @@ def write_failures(con: duckdb.DuckDBPyConnection, failures: Sequence[FailedScen
         raise
 
 
-def _table(rows: Sequence[Any], **filled: object) -> pa.Table:
+def arrow_table(rows: Sequence[Any], **filled: object) -> pa.Table:
     """Rows of one class as an Arrow table, column by column.
 
-    A `filled` column is given whole (a list) or holds one value for every row (anything else).
+    A `filled` column is given whole (a list) or holds one value for every row (anything else); one the
+    row class does not have (a column only the writer knows) comes after the class's own.
     """
     import pyarrow as pa
 
@@ -76,13 +78,14 @@ def _table(rows: Sequence[Any], **filled: object) -> pa.Table:
         value = filled[name]
         return value if isinstance(value, list) else [value] * len(rows)
 
-    return pa.table({name: column(name) for name in columns(type(rows[0]))})
+    own = columns(type(rows[0]))
+    return pa.table({name: column(name) for name in (*own, *(k for k in filled if k not in own))})
 
 
 def _calls_table(scenes: Sequence[tuple[str, Sequence[LlmCallRow]]], run_id: str) -> pa.Table:
     """`llm_calls` rows with their ids: run, scene and the call's number in the scene."""
     ids = [f"{run_id}:{key}:{i}" for key, calls in scenes for i in range(len(calls))]
-    return _table([c for _, calls in scenes for c in calls], run_id=run_id, call_id=ids)
+    return arrow_table([c for _, calls in scenes for c in calls], run_id=run_id, call_id=ids)
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
@@ -91,7 +94,8 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
 
 
-def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, *, ignore_existing: bool = False) -> None:
+def insert_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, *, ignore_existing: bool = False) -> None:
+    """Insert an Arrow table's rows into table `name`, by column name (or skip rows whose key is there)."""
     con.register("_batch", table)
     try:
         columns = ", ".join(f'"{c}"' for c in table.column_names)

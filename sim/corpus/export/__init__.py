@@ -188,10 +188,9 @@ def _selection(con: duckdb.DuckDBPyConnection, options: ExportOptions, stages: t
     """`--only-passing` and `--dedup`, from what `sim check` stored; nothing asked, nothing read."""
     if not (options.only_passing or options.dedup):
         return Held()
-    from sim.corpus.quality.check import VERSION
     from sim.corpus.quality.gates import load_gates
 
-    selection.require_measured(con, VERSION)
+    selection.require_measured(con)
     gates = list(load_gates(options.gates))
     how = {"only_passing": options.only_passing, "dedup": options.dedup}
     return Held(selection.kept_sql(gates, **how), selection.held_back(con, gates, stages, **how),

@@ -22,16 +22,14 @@ import duckdb
 
 from sim.corpus.quality import diversity, twins
 from sim.corpus.quality.gates import Bound, Verdict, verdicts
-from sim.corpus.quality.load import BATCH, scene_texts
+from sim.corpus.quality.load import BATCH, scene_texts, unmeasured
 from sim.corpus.quality.measures import measure
-from sim.corpus.quality.scene import StageTargets
+from sim.corpus.quality.scene import VERSION, SceneText, StageTargets
 from sim.errors import StoreError, UsageError
 from sim.store.db import connect
 from sim.store.lock import run_lock
-from sim.store.rows import SceneMeasures, columns
+from sim.store.trajectories import arrow_table, insert_table
 
-VERSION = 3
-"""The measures' version: raise it when a measure changes, and every scene is measured again."""
 _STAGE_SQL = """
     SELECT s.stage,
         sum(q.learner_turns - q.over_limit_turns) / nullif(sum(q.learner_turns), 0) AS learner_turns_within_limit,
@@ -101,36 +99,22 @@ def _fingerprint(con: duckdb.DuckDBPyConnection, targets: Mapping[str, StageTarg
 
 def _measure_missing(con: duckdb.DuckDBPyConnection, targets: Mapping[str, StageTargets]) -> int:
     """Measure every scene without a row of this `VERSION`, a batch per transaction; how many."""
-    keys = [k for (k,) in con.execute(
-        "SELECT scene_key FROM scenes LEFT JOIN scene_quality q USING (scene_key) "
-        "WHERE q.scene_key IS NULL OR q.version < ? ORDER BY scene_key", [VERSION]).fetchall()]  # fmt: skip
+    keys = unmeasured(con)
     for start in range(0, len(keys), BATCH):
-        batch = keys[start : start + BATCH]
-        rows = [measure(scene) for scene in scene_texts(con, batch, targets)]
-        _store(con, rows, _signatures(con, batch))
+        _store(con, list(scene_texts(con, keys[start : start + BATCH], targets)))
     return len(keys)
 
 
-def _signatures(con: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> dict[str, bytes]:
-    texts = con.execute(
-        "SELECT scene_key, scene_text('scripted', opening, dialogue, reflection) FROM scenes "
-        "WHERE scene_key IN (SELECT unnest(?::VARCHAR[]))", [list(keys)]).fetchall()  # fmt: skip
-    return {key: twins.signature(text) for key, text in texts}
-
-
-def _store(con: duckdb.DuckDBPyConnection, rows: list[SceneMeasures], signatures: Mapping[str, bytes]) -> None:
-    import pyarrow as pa
-
+def _store(con: duckdb.DuckDBPyConnection, scenes: list[SceneText]) -> None:
+    """Each scene's measures and signature, replacing any older row, in one transaction."""
     now = datetime.now(UTC).replace(tzinfo=None)
-    table = pa.table({**{c: [getattr(r, c) for r in rows] for c in columns(SceneMeasures)},
-                      "measured_at": [now] * len(rows), "version": [VERSION] * len(rows),
-                      "signature": pa.array([signatures[r.scene_key] for r in rows], pa.binary())})  # fmt: skip
+    rows = arrow_table([measure(s) for s in scenes], measured_at=now, version=VERSION,
+                       signature=[twins.signature(s.text) for s in scenes])  # fmt: skip
     con.execute("BEGIN")
-    con.register("_measured", table)
-    con.execute("DELETE FROM scene_quality WHERE scene_key IN (SELECT scene_key FROM _measured)")
-    con.execute(f"INSERT INTO scene_quality ({', '.join(table.column_names)}) SELECT * FROM _measured")
+    con.execute("DELETE FROM scene_quality WHERE scene_key IN (SELECT unnest(?::VARCHAR[]))",
+                [[s.scene_key for s in scenes]])  # fmt: skip
+    insert_table(con, "scene_quality", rows)
     con.execute("COMMIT")
-    con.unregister("_measured")
 
 
 def _measure_corpus(con: duckdb.DuckDBPyConnection, fingerprint: str) -> None:

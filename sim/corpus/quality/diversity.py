@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 import duckdb
 
+from sim.corpus.quality.readability import TITLE
 from sim.corpus.quality.twins import Twin
 
 _TOKENS = r"regexp_extract_all({}, '[\pL\pN]+(?:[^\s\pL\pN]+[\pL\pN]+)*')"
@@ -30,7 +31,7 @@ FRAME_SHARE = 0.25
 """A frame is a formula when the openings of at least this share of a stage's scene ids use it."""
 LINE_WORDS = 4
 """Lines shorter than this ("Yes.", "Thank you, Mum.") are left out of `verbatim_lines`."""
-_TITLES = r"\b(Mr|Mrs|Ms|Mx|Dr|St|Prof)\."
+_TITLES = TITLE.pattern  # the titles that do not end a sentence, as the per-scene measures read them
 _SENTENCE_END = r"""[.!?]+["''”’)]*\s+"""  # quote doubled: this goes inside an SQL string
 
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import duckdb
 
-from sim.corpus.quality.scene import Line, Person, Recalled, SceneText, StageTargets
+from sim.corpus.quality.scene import VERSION, Line, Person, Recalled, SceneText, StageTargets
 
 BATCH = 2_000
 _SCENES = """
     SELECT scene_key, stage, stage_rank, age, pack, scene, variation, backend, learner, opening, reflection,
-           "cast", "values", memories_recalled
+           "cast", "values", memories_recalled, scene_text('scripted', opening, dialogue, reflection)
     FROM scenes JOIN _keys USING (scene_key) ORDER BY scene_key
 """
 _TURNS = """
@@ -29,6 +29,15 @@ _RECALLED = """
     FROM scenes s JOIN _keys USING (scene_key), unnest(s.memories_recalled) AS m(key)
         JOIN scenes r ON r.scene_key = m.key
 """
+
+
+def unmeasured(con: duckdb.DuckDBPyConnection, *, clustered: bool = False) -> list[str]:
+    """Scenes without a `scene_quality` row of this `VERSION` (or, `clustered`, without their near-twin cluster)."""
+    cluster = " OR q.cluster IS NULL" if clustered else ""
+    rows = con.execute(
+        "SELECT scene_key FROM scenes LEFT JOIN scene_quality q USING (scene_key) "
+        f"WHERE q.scene_key IS NULL OR q.version < ?{cluster} ORDER BY scene_key", [VERSION])  # fmt: skip
+    return [key for (key,) in rows.fetchall()]
 
 
 def people(con: duckdb.DuckDBPyConnection) -> dict[str, Person]:
@@ -70,15 +79,16 @@ def _scene(
     targets: Mapping[str, StageTargets],
     everyone: dict[str, Person],
 ) -> SceneText:
-    key, stage, rank, age, pack, scene, variation, backend, learner, opening, reflection, cast, values, memories = row
+    key, stage, rank, age, pack, scene, variation, backend, learner, opening, reflection, cast, values, *rest = row
+    recalls, text = rest
     cast_ids = _cast(cast)
     me = everyone.get(learner, Person(learner, learner, learner, ""))
     return SceneText(
         scene_key=key, stage=stage, stage_rank=rank, age=age, pack=pack, scene=scene, variation=variation,
         backend=backend, learner=me, opening=opening, reflection=reflection, lines=tuple(lines),
         cast=tuple(everyone[p] for p in dict.fromkeys(cast_ids.values()) if p in everyone and p != learner),
-        values=tuple(values or ()), recalled=tuple(recalled[m] for m in memories or () if m in recalled),
-        targets=targets[stage], people_here=frozenset({learner, *cast_ids.values()}),
+        values=tuple(values or ()), recalled=tuple(recalled[m] for m in recalls or () if m in recalled),
+        targets=targets[stage], people_here=frozenset({learner, *cast_ids.values()}), text=text,
     )  # fmt: skip
 
 

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 
 from sim.store.rows import SceneMeasures
 
-__all__ = ["Line", "Person", "Recalled", "SceneMeasures", "SceneText", "StageTargets"]
+__all__ = ["VERSION", "Line", "Person", "Recalled", "SceneMeasures", "SceneText", "StageTargets"]
+
+VERSION = 3
+"""The measures' version: raise it when a measure changes, and `sim check` measures every scene again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +75,4 @@ class SceneText:
     recalled: tuple[Recalled, ...]
     targets: StageTargets
     people_here: frozenset[str] = field(default_factory=frozenset)  # the learner and the cast, by id
+    text: str = ""  # the training text as exported (scripted style): what near twins are found in

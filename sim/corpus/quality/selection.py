@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import duckdb
 
+from sim.corpus.quality.load import unmeasured
 from sim.errors import UsageError
 
 SCENE_FORMS: dict[str, str] = {
@@ -41,11 +42,9 @@ def kept_sql(gates: Iterable[str], *, only_passing: bool, dedup: bool) -> str:
     return f"SELECT scene_key FROM scene_quality WHERE {where}{first}"
 
 
-def require_measured(con: duckdb.DuckDBPyConnection, version: int) -> None:
+def require_measured(con: duckdb.DuckDBPyConnection) -> None:
     """Every scene has a current `scene_quality` row with its cluster, or one error."""
-    (missing,) = con.execute(
-        "SELECT count(*) FROM scenes s LEFT JOIN scene_quality q USING (scene_key) "
-        "WHERE q.scene_key IS NULL OR q.version < ? OR q.cluster IS NULL", [version]).fetchone() or (0,)  # fmt: skip
+    missing = len(unmeasured(con, clustered=True))
     if missing:
         raise UsageError(f"{missing} scene(s) have not been measured: run `sim check` first "
                          "(--only-passing and --dedup read what it stores)")  # fmt: skip
